@@ -1,0 +1,1 @@
+"""mydocker-hub: teacher-defined environments on Docker Swarm, for JupyterHub."""

@@ -1,0 +1,1 @@
+"""Authentication: role mapping and the authenticators of mydocker-hub."""

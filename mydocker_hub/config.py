@@ -1,0 +1,104 @@
+"""The distribution's defaults, applied to JupyterHub's config object by ``jupyterhub_config.py``.
+
+Everything here is a value, not logic: the behaviour lives in traits of our classes. Settings a site may
+change are read from environment variables (``MYDOCKER_*``) or overridden in ``jupyterhub_config.d/``,
+loaded last (the escape hatch, as in TLJH).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+from .i18n import I18nExtension, LanguageTransform
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def docker_bridge_gateway(default: str = "172.17.0.1") -> str:
+    """Host address that containers on Docker's default bridge reach the hub at."""
+    try:
+        output = subprocess.run(
+            ["docker", "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        for entry in json.loads(output) or []:
+            if entry.get("Gateway"):
+                return entry["Gateway"]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return default
+
+
+def _read_or_create_secret(path: Path, length: int = 12) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(length)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: Path | str | None = None) -> None:
+    """Apply mydocker-hub's defaults to the JupyterHub config ``c``."""
+    base_dir = Path(base_dir)
+    data_dir = Path(data_dir or os.environ.get("MYDOCKER_DATA_DIR") or base_dir / ".mydocker")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    environments_dir = os.environ.get("MYDOCKER_ENVIRONMENTS_DIR") or str(base_dir / "environments")
+
+    # -- hub and proxy ----------------------------------------------------------------------------
+    c.JupyterHub.bind_url = os.environ.get("MYDOCKER_BIND_URL", "http://127.0.0.1:8000")
+    gateway = os.environ.get("MYDOCKER_HUB_IP") or docker_bridge_gateway()
+    c.JupyterHub.hub_ip = gateway  # containers call the hub API here
+    c.JupyterHub.hub_connect_ip = gateway
+    c.JupyterHub.hub_port = int(os.environ.get("MYDOCKER_HUB_PORT", "8081"))
+    c.ConfigurableHTTPProxy.api_url = os.environ.get("MYDOCKER_PROXY_API_URL", "http://127.0.0.1:8001")
+    c.JupyterHub.db_url = os.environ.get("MYDOCKER_DB_URL", f"sqlite:///{data_dir / 'jupyterhub.sqlite'}")
+    c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
+    c.JupyterHub.cleanup_servers = False  # servers outlive hub restarts
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 5
+    c.JupyterHub.default_url = "/hub/home"
+    c.JupyterHub.template_paths = [str(base_dir / "templates")]
+    c.JupyterHub.jinja_environment_options = {"extensions": [I18nExtension]}
+    c.JupyterHub.tornado_settings = {
+        "transforms": [LanguageTransform],
+        "mydocker_environments_dir": environments_dir,
+    }
+    # a class of 100+ starting at once: let them all queue instead of refusing at JupyterHub's defaults
+    c.JupyterHub.concurrent_spawn_limit = 0
+    c.JupyterHub.active_server_limit = 0
+    c.JupyterHub.authenticate_prometheus = True
+
+    # -- spawner ------------------------------------------------------------------------------------
+    c.JupyterHub.spawner_class = "mydocker_hub.spawner.SwarmEnvironmentSpawner"
+    c.SwarmEnvironmentSpawner.environments_dir = environments_dir
+    c.SwarmEnvironmentSpawner.credentials_key_file = str(data_dir / "mydocker_crypt_key")
+    c.Spawner.start_timeout = 600
+    c.Spawner.http_timeout = 300
+    c.Spawner.consecutive_failure_limit = 0
+
+    # -- authentication -----------------------------------------------------------------------------
+    if demo:
+        c.JupyterHub.authenticator_class = "mydocker_hub.auth.demo.DemoAuthenticator"
+        c.DemoAuthenticator.demo_mode = True
+        c.DemoAuthenticator.demo_password = os.environ.get("MYDOCKER_DEMO_PASSWORD") or _read_or_create_secret(
+            data_dir / "demo_password"
+        )
+        c.Authenticator.admin_users = {"admin"}
+        c.JupyterHub.template_vars = {"mydocker_demo_accounts": ["student", "teacher", "admin"]}
+
+
+def load_escape_hatch(c, directory: Path | str) -> None:
+    """Execute ``*.py`` files of ``directory`` in name order, with ``c`` in scope (loaded last)."""
+    for path in sorted(glob.glob(os.path.join(str(directory), "*.py"))):
+        with open(path) as f:
+            exec(compile(f.read(), path, "exec"), {"c": c, "__file__": path})  # noqa: S102

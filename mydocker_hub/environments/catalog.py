@@ -1,0 +1,118 @@
+"""The hub's live view of the environments directory: hot reload, last-good versions, visibility rules."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from .loader import ProfileError, load_file, profile_files
+from .model import Environment
+
+
+class EnvironmentCatalog:
+    """Valid environments of one directory, re-read when a file changes.
+
+    A file that becomes invalid keeps serving its last valid version (a teacher's typo never takes a course
+    down); its errors are reported with a note saying so. A deleted file disappears.
+    """
+
+    def __init__(self, directory, log: logging.Logger | None = None):
+        self.directory = Path(directory)
+        self.log = log or logging.getLogger(__name__)
+        self.environments: dict[str, Environment] = {}
+        self.errors: list[ProfileError] = []
+        self._signature: tuple = ()
+        self._by_file: dict[str, Environment] = {}  # last valid version of each file
+        self._lock = threading.Lock()
+
+    def _current_signature(self) -> tuple:
+        entries = []
+        for path in profile_files(self.directory):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            entries.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(entries)
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the directory if a file was added, changed or removed; True if it did."""
+        with self._lock:
+            signature = self._current_signature()
+            if signature == self._signature:
+                return False
+            self._reload()
+            self._signature = signature
+            return True
+
+    def _reload(self) -> None:
+        environments: dict[str, Environment] = {}
+        errors: list[ProfileError] = []
+        by_file: dict[str, Environment] = {}
+        for path in profile_files(self.directory):
+            name = str(path)
+            environment, file_errors = load_file(path)
+            if file_errors:
+                previous = self._by_file.get(name)
+                note = " (still serving the previous version of this file)" if previous else ""
+                for error in file_errors:
+                    errors.append(ProfileError(error.file, error.line, error.field, error.message + note))
+                environment = previous
+            if environment is None:
+                continue
+            if environment.slug in environments:
+                first = environments[environment.slug].source_file
+                errors.append(
+                    ProfileError(
+                        name, 1, "slug", f"{environment.slug!r} is already used by {first}; choose another slug"
+                    )
+                )
+                continue
+            environments[environment.slug] = environment
+            by_file[name] = environment
+        for error in errors:
+            if error not in self.errors:
+                self.log.warning("Environment file error: %s", error)
+        self.environments, self.errors, self._by_file = environments, errors, by_file
+        self.log.info("Loaded %d environments from %s (%d errors)", len(environments), self.directory, len(errors))
+
+    def get(self, slug: str) -> Environment | None:
+        if not self._signature:
+            self.reload_if_changed()
+        return self.environments.get(slug)
+
+    # -- visibility ----------------------------------------------------------------------------------
+    @staticmethod
+    def may_start(env: Environment, username: str, groups: set[str], is_admin: bool) -> bool:
+        if is_admin:
+            return True
+        if env.status == "archived":
+            return False
+        if username in env.access.owners or username in env.access.editors or username in env.access.viewers:
+            return True
+        if env.status != "ready":
+            return False
+        return not env.access.groups or bool(set(env.access.groups) & set(groups))
+
+    def visible_to(self, username: str, groups: set[str], is_admin: bool) -> list[Environment]:
+        if not self._signature:
+            self.reload_if_changed()
+        return sorted(
+            (env for env in self.environments.values() if self.may_start(env, username, groups, is_admin)),
+            key=lambda env: (env.status != "ready", env.localized_title("en").lower()),
+        )
+
+
+_catalogs: dict[str, EnvironmentCatalog] = {}
+_catalogs_lock = threading.Lock()
+
+
+def get_catalog(directory, log: logging.Logger | None = None) -> EnvironmentCatalog:
+    """One shared catalogue per directory (``log``: the hub's logger, used by the first caller)."""
+    key = os.path.abspath(str(directory))
+    with _catalogs_lock:
+        if key not in _catalogs:
+            _catalogs[key] = EnvironmentCatalog(key, log=log)
+        return _catalogs[key]

@@ -1,0 +1,1 @@
+"""Extra hub pages: catalogue, connection page, join links, environment status, and the connection stub."""

@@ -1,0 +1,150 @@
+"""Hub pages of our own: join links, connection page, environment status (teachers and admins)."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from ..environments import get_catalog
+from ..i18n import current_language
+from .views import card_view, format_bytes, render_link
+
+TEACHER_GROUP = "teacher"
+
+
+def _is_teacher(user) -> bool:
+    return bool(user.admin) or any(group.name == TEACHER_GROUP for group in user.groups)
+
+
+class _EnvironmentPage(BaseHandler):
+    @property
+    def catalog(self):
+        return get_catalog(self.settings["mydocker_environments_dir"])
+
+    async def fresh_catalog(self):
+        catalog = self.catalog
+        await asyncio.to_thread(catalog.reload_if_changed)
+        return catalog
+
+
+class JoinHandler(_EnvironmentPage):
+    """``/hub/join/<slug>[/user-redirect/<path>]``: start (or reuse) an environment and open it."""
+
+    @web.authenticated
+    async def get(self, slug: str, user_redirect: str | None = None):
+        user = self.current_user
+        catalog = await self.fresh_catalog()
+        env = catalog.get(slug)
+        groups = {group.name for group in user.groups}
+        if env is None or not catalog.may_start(env, user.name, groups, bool(user.admin)):
+            raise web.HTTPError(404, f"No environment {slug!r} is available to you.")
+        server_url = url_path_join(user.prefix, slug) + "/"
+        next_url = url_path_join(server_url, user_redirect) if user_redirect else server_url
+        spawner = user.spawners.get(slug)
+        if spawner is not None and spawner.ready:
+            self.redirect(next_url)
+            return
+        spawn_url = url_path_join(self.hub.base_url, "spawn", quote(user.name, safe=""), slug)
+        self.redirect(f"{spawn_url}?next={quote(next_url, safe='')}")
+
+
+class ConnectionHandler(_EnvironmentPage):
+    """``/hub/environments/<user>/<server>``: interfaces, links, SSH command, credentials, stop/restart."""
+
+    @web.authenticated
+    async def get(self, username: str, server_name: str):
+        current = self.current_user
+        if current.name != username and not current.admin:
+            raise web.HTTPError(404)
+        owner = self.find_user(username)
+        if owner is None or server_name not in owner.spawners:
+            raise web.HTTPError(404)
+        spawner = owner.spawners[server_name]
+        env = spawner.profile
+        lang = current_language.get()
+        request_host = self.request.host
+        credentials = spawner.credentials() if spawner.ready and current.name == username else None
+        ssh_host = spawner.node_host_for_users(request_host) if spawner.ready else ""
+        published = spawner.published_ports() if spawner.ready else {}
+        server_url = f"{self.request.protocol}://{request_host}{url_path_join(owner.prefix, server_name)}/"
+
+        def host_of_port(port: int) -> str:
+            if port in published:
+                return f"{ssh_host}:{published[port]}"
+            return f"{request_host}{url_path_join(owner.prefix, server_name)}/proxy/{port}"
+
+        links = []
+        ssh_commands = []
+        if env and spawner.ready:
+            for link in env.display.links:
+                links.append(
+                    (
+                        link.title,
+                        render_link(
+                            link.url,
+                            host_of_port=host_of_port,
+                            password=credentials.password if credentials else "",
+                            username=credentials.login if credentials else "",
+                            server_url=server_url,
+                        ),
+                    )
+                )
+            for port in env.published_ports:
+                if port.port in published:
+                    login = credentials.login if credentials else "USER"
+                    command = (
+                        f"ssh -p {published[port.port]} {login}@{ssh_host}"
+                        if port.type == "ssh"
+                        else f"{ssh_host}:{published[port.port]}"
+                    )
+                    ssh_commands.append((port, command))
+        html = await self.render_template(
+            "environment.html",
+            owner=owner,
+            spawner=spawner,
+            env=env,
+            card=card_view(env, lang, spawner) if env else None,
+            credentials=credentials,
+            show_username=bool(env and (env.display.show_username or env.published_ports)),
+            show_password=bool(env and (env.display.show_password or env.published_ports)),
+            links=links,
+            ssh_commands=ssh_commands,
+            server_url=url_path_join(owner.prefix, server_name) + "/",
+            server_name=server_name,
+            format_bytes=format_bytes,
+        )
+        self.finish(html)
+
+
+class EnvironmentStatusHandler(_EnvironmentPage):
+    """``/hub/environments``: every profile file, valid or not, for teachers and admins."""
+
+    @web.authenticated
+    async def get(self):
+        user = self.current_user
+        if not _is_teacher(user):
+            raise web.HTTPError(403, "Only teachers and administrators can see the environment files.")
+        catalog = await self.fresh_catalog()
+        lang = current_language.get()
+        environments = sorted(catalog.environments.values(), key=lambda env: env.slug)
+        html = await self.render_template(
+            "environments_status.html",
+            environments=environments,
+            titles={env.slug: env.localized_title(lang) for env in environments},
+            errors=catalog.errors,
+            directory=self.settings["mydocker_environments_dir"],
+        )
+        self.finish(html)
+
+
+def extra_handlers() -> list[tuple]:
+    """Handlers for ``c.JupyterHub.extra_handlers`` (paths are relative to the hub's base URL)."""
+    return [
+        (r"/join/([a-z0-9][a-z0-9-]{0,29})(?:/user-redirect/(.*))?/?", JoinHandler),
+        (r"/environments/?", EnvironmentStatusHandler),
+        (r"/environments/([^/]+)/([^/]+)/?", ConnectionHandler),
+    ]

@@ -1,0 +1,80 @@
+"""Plain data the pages show about environments and servers (no tornado, no Docker calls)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from ..environments.model import Environment
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+INTERFACE_NAMES = {
+    "jupyterlab": "JupyterLab",
+    "vscode": "VS Code",
+    "desktop": "Desktop (noVNC)",
+    "ssh": "SSH",
+    "custom": "Custom",
+}
+
+
+def render_markdown(text: str) -> Markup:
+    """Markdown from a teacher's file, with raw HTML disabled (escaped) and unsafe links dropped."""
+    return Markup(_markdown.render(text or ""))
+
+
+def format_bytes(size: int | None) -> str:
+    if not size:
+        return ""
+    for unit, factor in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2)):
+        if size >= factor:
+            value = size / factor
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
+def interfaces_of(env: Environment) -> list[str]:
+    names = [INTERFACE_NAMES.get(env.interface, env.interface)]
+    for port in env.ports:
+        label = f"{port.name} ({port.type.upper()} {port.port})"
+        if label not in names:
+            names.append(label)
+    return names
+
+
+_PLACEHOLDER = re.compile(r"\{(HOST\[(\d+)\]|PASSWORD|USERNAME|SERVER_URL)\}")
+
+
+def render_link(template: str, *, host_of_port, password: str, username: str, server_url: str) -> str:
+    """Fill a display link template. ``host_of_port(port)`` gives ``host:port`` or a proxied ``host/path``."""
+
+    def replace(match: re.Match) -> str:
+        if match.group(2):
+            return host_of_port(int(match.group(2)))
+        return {"PASSWORD": password, "USERNAME": username, "SERVER_URL": server_url}[match.group(1)]
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+@dataclass(frozen=True)
+class CardView:
+    env: Environment
+    title: str
+    description: Markup
+    interfaces: list[str]
+    running: bool
+    pending: bool
+
+
+def card_view(env: Environment, lang: str, spawner=None) -> CardView:
+    return CardView(
+        env=env,
+        title=env.localized_title(lang),
+        description=render_markdown(env.localized_description(lang)),
+        interfaces=interfaces_of(env),
+        running=bool(spawner and spawner.ready),
+        pending=bool(spawner and spawner.pending),
+    )

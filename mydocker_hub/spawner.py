@@ -1,0 +1,576 @@
+"""SwarmEnvironmentSpawner: one Swarm service per (user, environment), as a JupyterHub named server.
+
+The named server's name is the environment's slug. The spawner ties the layers together: it reads the
+profile from the shared catalogue, asks :mod:`mydocker_hub.swarm.specs` for the service spec, creates it
+through the shared :class:`~mydocker_hub.swarm.client.AsyncDocker` pool, then follows the task through the
+shared :class:`~mydocker_hub.swarm.watcher.SwarmWatcher` (no per-spawner polling of Docker), reporting real
+progress and failing fast with a reason when Swarm says the start cannot succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from docker.errors import APIError
+from dockerspawner import SwarmSpawner
+from jupyterhub.spawner import SpawnException
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from traitlets import Bool, Float, Integer, List, Unicode, default, validate
+
+from . import metrics
+from .credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
+from .environments import Environment, get_catalog
+from .handlers.stub import ConnectionStub
+from .swarm import diagnose, names
+from .swarm.client import AsyncDocker
+from .swarm.ports import parse_port_range, pick_free_ports
+from .swarm.specs import MANAGED_LABEL, ServiceRequest, build_service_spec
+from .swarm.watcher import SwarmWatcher
+
+
+class SwarmEnvironmentSpawner(SwarmSpawner):
+    """Spawn the environment named by the server name, as a Swarm service."""
+
+    environments_dir = Unicode(
+        "environments",
+        config=True,
+        help="""Directory of environment profiles (one YAML file each, kept in git by teachers).
+
+        Re-read whenever a file changes, no restart needed. Default: ``environments``
+        (relative to the hub's working directory). Example: ``/srv/mydocker/environments``.
+        """,
+    )
+    service_prefix = Unicode(
+        "mydocker",
+        config=True,
+        help="""Prefix of every Swarm service, volume and secret this hub creates, and value of their
+        ``org.mydocker.managed`` label. Two hubs sharing one Swarm need different prefixes.
+        Default: ``mydocker``. Must be a lowercase slug, e.g. ``mydocker-staging``.""",
+    )
+    host_port_range = Unicode(
+        "30000-32767",
+        config=True,
+        help="""Node ports (``LOW-HIGH``) for host-mode publishing of each server's HTTP port and of SSH/TCP
+        ports. Open them between the proxy and the nodes, and the SSH/TCP ones to users.
+        Default: ``30000-32767``.""",
+    )
+    node_address = Unicode(
+        "",
+        config=True,
+        help="""Address the hub and proxy use to reach published ports on nodes. Default (empty): each
+        node's own Swarm address (``docker node inspect`` Status.Addr). Example: ``10.0.0.5``.""",
+    )
+    public_host = Unicode(
+        "",
+        config=True,
+        help="""Host name shown to users for SSH/TCP connections (``ssh -p PORT login@HOST``).
+        Default (empty): the node address, or the host of the hub page when that address is loopback.
+        Example: ``mydocker.example.edu``.""",
+    )
+    run_as_user = Unicode(
+        "1000:100",
+        config=True,
+        allow_none=True,
+        help="""``UID:GID`` every environment runs as (images follow the jovyan convention, uid 1000).
+        Default: ``1000:100``. ``None`` keeps the image's own user; do that only for trusted images.""",
+    )
+    drop_capabilities = List(
+        Unicode(),
+        default_value=["ALL"],
+        config=True,
+        help="""Linux capabilities removed from every container. Default: ``["ALL"]``.""",
+    )
+    docker_workers = Integer(
+        16,
+        config=True,
+        help="""Docker API calls that may run at once (a shared thread pool; stock DockerSpawner uses 1).
+        Default: 16.""",
+    )
+    watch_interval = Float(
+        5.0,
+        config=True,
+        help="""Seconds between listings of Swarm services and tasks when no start is waiting.
+        Default: 5. Every spawner reads the shared listing, so poll costs no Docker call.""",
+    )
+    watch_fast_interval = Float(
+        0.5,
+        config=True,
+        help="""Seconds between listings while some start is waiting for Swarm. Default: 0.5.""",
+    )
+    unschedulable_grace = Float(
+        15.0,
+        config=True,
+        help="""Seconds a task may stay pending because no node has the resources or labels before the
+        start fails with that reason (Swarm retries meanwhile). Default: 15.""",
+    )
+    gpu_resource_kind = Unicode(
+        "NVIDIA-GPU",
+        config=True,
+        help="""Swarm generic resource kind reserved for ``resources.gpus`` (as declared in the nodes'
+        ``daemon.json`` node-generic-resources). Default: ``NVIDIA-GPU``.""",
+    )
+    node_pool_label = Unicode(
+        "org.mydocker.pool",
+        config=True,
+        help="""Node label matched by ``resources.node_pool`` (``docker node update --label-add
+        org.mydocker.pool=gpu NODE``). Default: ``org.mydocker.pool``.""",
+    )
+    no_new_privileges = Bool(
+        True,
+        config=True,
+        help="""Ask Swarm for ``no-new-privileges`` (honoured by engines with API >= 1.44; older
+        engines ignore it, and a warning says so at the first start). Default: True.""",
+    )
+    credentials_key_file = Unicode(
+        "mydocker_crypt_key",
+        config=True,
+        help="""Key file created on first use when neither MYDOCKER_CRYPT_KEY nor JUPYTERHUB_CRYPT_KEY is set
+        (fine for a single hub; set the variable in production). Default: ``mydocker_crypt_key``.""",
+    )
+    connection_stub_ip = Unicode(
+        "127.0.0.1",
+        config=True,
+        help="""Address of the small in-hub HTTP stub the proxy routes environments without a web
+        interface (SSH/TCP only) to; it redirects to their connection page. Default: ``127.0.0.1``.""",
+    )
+    connection_stub_port = Integer(
+        8083,
+        config=True,
+        help="""Port of that stub (fixed, so routes stay valid across hub restarts). Default: 8083.""",
+    )
+
+    @validate("host_port_range")
+    def _validate_port_range(self, proposal):
+        parse_port_range(proposal.value)
+        return proposal.value
+
+    @default("port")
+    def _default_port(self):
+        return 8888
+
+    @default("start_timeout")
+    def _default_start_timeout(self):
+        # a cold image pull on a busy node takes minutes; failures are detected long before this
+        return 600
+
+    @default("http_timeout")
+    def _default_http_timeout(self):
+        return 300
+
+    @default("name_template")
+    def _default_name_template(self):
+        return "{servicename}"
+
+    # -- shared machinery ---------------------------------------------------------------------------
+    _reserved_ports: set[int] = set()  # allocated by starts whose service is not yet listed
+    _warned_no_new_privileges = False
+
+    @property
+    def async_docker(self) -> AsyncDocker:
+        return AsyncDocker.shared(self.docker_workers, dict(self.client_kwargs or {}))
+
+    @property
+    def watcher(self) -> SwarmWatcher:
+        return SwarmWatcher.shared(
+            self.async_docker,
+            self.service_prefix,
+            interval=self.watch_interval,
+            fast_interval=self.watch_fast_interval,
+            log=self.log,
+        )
+
+    def docker(self, method, *args, **kwargs):
+        """Route DockerSpawner's own calls through the shared pool too."""
+        return self.async_docker.call(method, *args, **kwargs)
+
+    @property
+    def catalog(self):
+        return get_catalog(self.environments_dir, log=self.log)
+
+    def _render_templates(self, text, ns=None):
+        if text == "{servicename}":
+            return names.service_name(self.service_prefix, self.user.name, self.name or "default")
+        return super()._render_templates(text, ns)
+
+    @property
+    def profile(self) -> Environment | None:
+        """The environment profile this server runs (``Spawner.environment`` is JupyterHub's env-var dict)."""
+        return self.catalog.get(self.name) if self.name else None
+
+    def _user_groups(self) -> set[str]:
+        return {group.name for group in self.user.groups}
+
+    # -- state ------------------------------------------------------------------------------------
+    _credentials_token = ""
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._credentials_token = state.get("credentials", "")
+
+    def get_state(self):
+        state = super().get_state()
+        if self._credentials_token:
+            state["credentials"] = self._credentials_token
+        return state
+
+    def clear_state(self):
+        """Forget the service on stop, but keep the (encrypted) login of this user and environment."""
+        token = self._credentials_token
+        super().clear_state()
+        self._credentials_token = token
+
+    def _credential_store(self) -> CredentialStore:
+        return CredentialStore.from_environment(self.credentials_key_file)
+
+    def credentials(self) -> Credentials | None:
+        """This server's login and password (decrypted on demand, never logged)."""
+        if not self._credentials_token:
+            return None
+        return self._credential_store().decrypt(self._credentials_token)
+
+    def _ensure_credentials(self) -> Credentials:
+        try:
+            existing = self.credentials()
+        except CredentialKeyError as e:
+            self.log.warning("Regenerating credentials of %s: %s", self._log_name, e)
+            existing = None
+        if existing:
+            return existing
+        created = Credentials(names.login_name(self.user.name), generate_password())
+        self._credentials_token = self._credential_store().encrypt(created)
+        return created
+
+    # -- options form: the catalogue on the default server's spawn page ------------------------------
+    @default("options_form")
+    def _default_options_form(self):
+        return self._catalogue_form
+
+    async def _catalogue_form(self, spawner):
+        if self.name:
+            return ""  # a named server is its environment: spawn directly
+        from .handlers.catalogue import render_catalogue  # pages sit above the spawner
+
+        return await render_catalogue(self)
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return lambda formdata: {}  # the environment is the server's name, not a form field
+
+    # -- progress -----------------------------------------------------------------------------------
+    def _emit(self, progress: int, message: str) -> None:
+        self._events.append({"progress": progress, "message": message})
+        self._events_changed.set()
+
+    async def progress(self):
+        sent = 0
+        while True:
+            events = getattr(self, "_events", [])
+            for event in events[sent:]:
+                yield event
+            sent = len(events)
+            finished = getattr(self, "_start_done", True) and self.pending != "spawn"
+            if finished and sent >= len(getattr(self, "_events", [])):
+                return
+            changed = getattr(self, "_events_changed", None)
+            if changed is None:
+                await asyncio.sleep(0.2)  # start() has not begun yet
+                continue
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- start ------------------------------------------------------------------------------------
+    async def start(self):
+        self._events = []
+        self._events_changed = asyncio.Event()
+        self._start_done = False
+        began = time.monotonic()
+        env = self.profile
+        slug = env.slug if env else (self.name or "default")
+        try:
+            result = await self._start_environment(env, began)
+        except SpawnException as e:
+            metrics.SPAWN_FAILURES.labels(slug, e.reason or "error").inc()
+            raise
+        except Exception:
+            metrics.SPAWN_FAILURES.labels(slug, "error").inc()
+            raise
+        finally:
+            self._start_done = True
+            self._events_changed.set()
+        metrics.SPAWN_DURATION.labels(slug, "total").observe(time.monotonic() - began)
+        return result
+
+    def _fail(self, reason: str, message: str, log_message: str | None = None, status_code: int = 500):
+        error = SpawnException(message, reason=reason, log_message=log_message or message, status_code=status_code)
+        error.jupyterhub_message = message  # what the progress page shows; the log keeps log_message
+        return error
+
+    async def _start_environment(self, env: Environment | None, began: float):
+        if env is None:
+            if not self.name:
+                raise self._fail("no_environment", "Pick an environment in the catalogue to start it.", status_code=400)
+            raise self._fail(
+                "unknown_environment",
+                f"There is no environment named {self.name!r} (any more). Pick one in the catalogue.",
+                status_code=404,
+            )
+        if not self.catalog.may_start(env, self.user.name, self._user_groups(), bool(self.user.admin)):
+            raise self._fail("forbidden", f"You may not start the environment {env.slug!r}.", status_code=403)
+        self.image = env.image
+        self.default_url = ""
+        watcher = self.watcher
+        self._emit(5, f"Requesting {env.localized_title('en')}")
+
+        await self._remove_service_if_present()
+        credentials = self._ensure_credentials()
+        secret = await self._create_password_secret(credentials)
+
+        port_range = parse_port_range(self.host_port_range)
+        wanted = (1 if env.serves_http else 0) + len(env.published_ports)
+        in_use = watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports
+        allocated = pick_free_ports(port_range, in_use, wanted)
+        SwarmEnvironmentSpawner._reserved_ports.update(allocated)
+        ports = list(allocated)
+        try:
+            http_port = ports.pop(0) if env.serves_http else None
+            tcp_ports = {p.port: ports.pop(0) for p in env.published_ports}
+            request = ServiceRequest(
+                service_name=self.service_name,
+                username=self.user.name,
+                server_name=self.name,
+                login=credentials.login,
+                hub_env=self.get_env(),
+                server_port=self.port,
+                http_host_port=http_port,
+                tcp_host_ports=tcp_ports,
+                home_volume=self._home_volume(env),
+                secret_id=secret["ID"],
+                secret_name=secret["Name"],
+                run_as_user=self.run_as_user,
+                drop_capabilities=tuple(self.drop_capabilities),
+                no_new_privileges=self.no_new_privileges,
+                networks=(self.network_name,) if self.network_name else (),
+                node_pool_label=self.node_pool_label,
+                gpu_resource_kind=self.gpu_resource_kind,
+                hub_label=self.service_prefix,
+            )
+            spec = build_service_spec(env, request)
+            await self._warn_if_no_new_privileges_unsupported()
+            created = await self.docker("create_service", **spec)
+            self.object_id = created["ID"]
+            self.log.info("Created service %s for %s (image %s)", self.service_name, self._log_name, env.image)
+            try:
+                node_id = await self._wait_for_task_running(env, began)
+                node_ip = self.node_address or watcher.node_address(node_id) or "127.0.0.1"
+                if node_ip in ("0.0.0.0", ""):
+                    node_ip = "127.0.0.1"
+                ready_began = time.monotonic()
+                if env.serves_http:
+                    await self._wait_for_http(env, node_ip, http_port)
+                    target = (node_ip, http_port)
+                else:
+                    if tcp_ports:
+                        await self._wait_for_tcp(env, node_ip, next(iter(tcp_ports.values())))
+                    target = await ConnectionStub.shared(
+                        self.connection_stub_ip, self.connection_stub_port, self.hub.base_url
+                    )
+                metrics.SPAWN_DURATION.labels(env.slug, "server_ready").observe(time.monotonic() - ready_began)
+            except BaseException:
+                await self._remove_service_if_present()
+                raise
+        finally:
+            SwarmEnvironmentSpawner._reserved_ports.difference_update(allocated)
+        self._emit(100, "Environment ready")
+        return target
+
+    def _home_volume(self, env: Environment) -> str | None:
+        if env.home.type == "none":
+            return None
+        scope = env.slug if env.home.type == "environment" else None
+        return names.home_volume_name(self.service_prefix, self.user.name, scope)
+
+    async def _warn_if_no_new_privileges_unsupported(self):
+        if not self.no_new_privileges or SwarmEnvironmentSpawner._warned_no_new_privileges:
+            return
+        SwarmEnvironmentSpawner._warned_no_new_privileges = True
+        if await self.async_docker.api_version() < (1, 44):
+            self.log.warning(
+                "This Docker engine (API < 1.44) ignores no-new-privileges for Swarm services; "
+                "environments still run as %s with capabilities %s dropped. Upgrade the engine to enforce it.",
+                self.run_as_user,
+                ",".join(self.drop_capabilities),
+            )
+
+    async def _create_password_secret(self, credentials: Credentials) -> dict:
+        name = names.secret_name(self.service_name, uuid.uuid4().hex[:8])
+        created = await self.docker(
+            "create_secret",
+            name=name,
+            data=credentials.password.encode(),
+            labels={MANAGED_LABEL: self.service_prefix, "org.mydocker.service": self.service_name},
+        )
+        return {"ID": created["ID"], "Name": name}
+
+    async def _remove_secrets(self):
+        secrets = await self.docker("secrets", filters={"label": f"org.mydocker.service={self.service_name}"})
+        for secret in secrets:
+            try:
+                await self.docker("remove_secret", secret["ID"])
+            except APIError as e:
+                if e.response is None or e.response.status_code not in (404, 409):
+                    raise
+
+    async def _remove_service_if_present(self):
+        try:
+            await self.docker("remove_service", self.service_name)
+            self.log.info("Removed service %s", self.service_name)
+        except APIError as e:
+            if e.response is None or e.response.status_code != 404:
+                raise
+        self.object_id = ""
+        # a secret in use by a task still shutting down answers 409; retry briefly
+        for attempt in range(20):
+            try:
+                await self._remove_secrets()
+                return
+            except APIError:
+                await asyncio.sleep(0.25 * (attempt + 1))
+
+    async def _wait_for_task_running(self, env: Environment, began: float) -> str:
+        """Follow the service's task through the shared watcher until it runs; fail fast otherwise."""
+        watcher = self.watcher
+        last_state = None
+        phase_marks: dict[str, float] = {}
+        unschedulable_since = None
+        while True:
+            await watcher.next_snapshot(timeout=10)
+            tasks = watcher.tasks(self.service_name)
+            if not tasks:
+                continue
+            failed = diagnose.first_failure(tasks)
+            if failed:
+                failure = diagnose.diagnose_failed(failed, env.image)
+                raise self._fail(failure.reason, failure.message, f"{self.service_name}: {failure.detail}")
+            task = tasks[0]
+            state = diagnose.task_state(task)
+            if state != last_state:
+                last_state = state
+                percent, message = diagnose.progress_message(state, env.image)
+                self._emit(percent, message)
+                phase_marks.setdefault(state, time.monotonic())
+            if state == "running":
+                self._record_phases(env, began, phase_marks)
+                return task.get("NodeID", "")
+            if state == "pending":
+                failure = diagnose.diagnose_pending(task)
+                if failure:
+                    unschedulable_since = unschedulable_since or time.monotonic()
+                    if time.monotonic() - unschedulable_since > self.unschedulable_grace:
+                        raise self._fail(failure.reason, failure.message, f"{self.service_name}: {failure.detail}")
+                else:
+                    unschedulable_since = None
+
+    def _record_phases(self, env: Environment, began: float, marks: dict[str, float]) -> None:
+        scheduled = marks.get("assigned") or marks.get("accepted") or marks.get("preparing") or began
+        prepared = marks.get("ready") or marks.get("starting") or scheduled
+        running = marks["running"]
+        observe = metrics.SPAWN_DURATION.labels
+        observe(env.slug, "scheduling").observe(max(0.0, scheduled - began))
+        observe(env.slug, "pull").observe(max(0.0, prepared - scheduled))
+        observe(env.slug, "start").observe(max(0.0, running - prepared))
+
+    def _task_failure(self, env: Environment):
+        failed = diagnose.first_failure(self.watcher.tasks(self.service_name))
+        if failed:
+            failure = diagnose.diagnose_failed(failed, env.image)
+            return self._fail(failure.reason, failure.message, f"{self.service_name}: {failure.detail}")
+        return None
+
+    async def _wait_for_http(self, env: Environment, ip: str, port: int) -> None:
+        """Until the server answers (any HTTP status), or its task fails."""
+        url = f"http://{ip}:{port}{self.server.base_url}api"
+        client = AsyncHTTPClient()
+        delay = 0.1
+        while True:
+            failure = self._task_failure(env)
+            if failure:
+                raise failure
+            try:
+                await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
+                return
+            except (OSError, Exception) as e:  # refused / reset while the server boots
+                self.log.debug("%s not answering yet: %s", self._log_name, e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
+        delay = 0.1
+        while True:
+            failure = self._task_failure(env)
+            if failure:
+                raise failure
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
+                writer.close()
+                return
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+
+    # -- poll and stop ------------------------------------------------------------------------------
+    async def poll(self):
+        """From the shared watcher's listing: no Docker call per server."""
+        watcher = self.watcher
+        if not watcher.healthy and watcher.snapshot.taken_at == 0:
+            try:
+                await watcher.next_snapshot(timeout=30)
+            except asyncio.TimeoutError:
+                return None
+        if not watcher.healthy:
+            # the engine is unreachable (restarting?): do not declare servers dead on that alone
+            return None
+        service = watcher.service(self.service_name)
+        if service is None:
+            return 0
+        self.object_id = service["ID"]
+        profile = self.profile
+        if profile is not None and not profile.serves_http:
+            # after a hub restart, the stub that routes SSH-only servers to their page must listen again
+            await ConnectionStub.shared(self.connection_stub_ip, self.connection_stub_port, self.hub.base_url)
+        tasks = watcher.tasks(self.service_name)
+        if not tasks:
+            return None  # just created, or being rescheduled
+        state = diagnose.task_state(tasks[0])
+        if state == "running" or state in diagnose.PENDING_STATES:
+            return None  # Swarm restarts failed tasks (restart policy "any"), e.g. after an engine restart
+        return f"task {state}: {tasks[0].get('Status', {}).get('Err', '')}"
+
+    async def stop(self, now=False):
+        self.log.info("Stopping %s (%s)", self._log_name, self.service_name)
+        await self._remove_service_if_present()
+        self.clear_state()
+
+    # -- what the connection page shows -------------------------------------------------------------
+    def published_ports(self) -> dict[int, int]:
+        """Container port -> node port of SSH/TCP ports, read from the live service."""
+        service = self.watcher.service(self.service_name) or {}
+        result = {}
+        http_port = self.port if (self.profile and self.profile.serves_http) else None
+        for port in service.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
+            if port.get("TargetPort") != http_port:
+                result[port["TargetPort"]] = port["PublishedPort"]
+        return result
+
+    def node_host_for_users(self, request_host: str) -> str:
+        if self.public_host:
+            return self.public_host
+        tasks = self.watcher.tasks(self.service_name)
+        address = self.node_address or (self.watcher.node_address(tasks[0].get("NodeID", "")) if tasks else None)
+        if not address or address.startswith("127.") or address in ("0.0.0.0", "::1"):
+            return request_host.rsplit(":", 1)[0] if request_host.count(":") == 1 else request_host
+        return address

@@ -1,0 +1,56 @@
+"""An asyncio face for docker-py: every call runs in one shared, bounded thread pool.
+
+Stock DockerSpawner funnels every user's Docker call through a single thread; here ``max_workers`` calls
+run at once (and the HTTP connection pool is sized to match), so one slow call never stalls every spawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+from docker.errors import APIError, NotFound  # noqa: F401  (re-exported for callers)
+
+
+class AsyncDocker:
+    """``await client.call("services", filters=...)`` runs ``APIClient.services(...)`` off the event loop."""
+
+    _instances: dict[tuple, AsyncDocker] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, max_workers: int = 16, client_kwargs: dict | None = None):
+        kwargs = {"version": "auto", "max_pool_size": max_workers}
+        kwargs.update(docker.utils.kwargs_from_env())
+        kwargs.update(client_kwargs or {})
+        self._client_kwargs = kwargs
+        self._api: docker.APIClient | None = None
+        self.executor = ThreadPoolExecutor(max_workers, thread_name_prefix="mydocker-docker")
+
+    @classmethod
+    def shared(cls, max_workers: int = 16, client_kwargs: dict | None = None) -> AsyncDocker:
+        """One instance per configuration, shared by every spawner of the hub."""
+        key = (max_workers, tuple(sorted((client_kwargs or {}).items())))
+        with cls._lock:
+            if key not in cls._instances:
+                cls._instances[key] = cls(max_workers, client_kwargs)
+            return cls._instances[key]
+
+    @property
+    def api(self) -> docker.APIClient:
+        if self._api is None:
+            self._api = docker.APIClient(**self._client_kwargs)
+        return self._api
+
+    def _call(self, method: str, args, kwargs):
+        return getattr(self.api, method)(*args, **kwargs)
+
+    async def call(self, method: str, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._call, method, args, kwargs)
+
+    async def api_version(self) -> tuple[int, int]:
+        version = await self.call("version")
+        major, minor = version.get("ApiVersion", "1.41").split(".")[:2]
+        return int(major), int(minor)

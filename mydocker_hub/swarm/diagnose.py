@@ -1,0 +1,118 @@
+"""Turn what Swarm says about a task into a reason code and a message a student can act on.
+
+Pure functions over the task JSON of ``docker.APIClient.tasks()``; the reason codes label the
+``mydocker_spawn_failures_total`` metric.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: task states on the way to running, in order (Swarm's own vocabulary)
+PENDING_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
+FAILED_STATES = ("failed", "rejected", "orphaned")
+#: states of a task that is over (Swarm replaces it when the restart policy says so)
+ENDED_STATES = FAILED_STATES + ("remove", "shutdown", "complete")
+
+
+def first_failure(tasks: list[dict]) -> dict | None:
+    """The most recently created task that failed: every task of a fresh service belongs to this start."""
+    return next((task for task in tasks if task_state(task) in FAILED_STATES), None)
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str  # short code: image_missing, no_resources, exited, oom, rejected, port_conflict
+    message: str  # for the student
+    detail: str  # for the logs
+
+
+def task_state(task: dict) -> str:
+    return task.get("Status", {}).get("State", "unknown")
+
+
+def _err(task: dict) -> str:
+    status = task.get("Status", {})
+    return status.get("Err") or status.get("Message") or ""
+
+
+def diagnose_failed(task: dict, image: str) -> Failure:
+    """Why a task that left the path to ``running`` failed."""
+    err = _err(task)
+    container = task.get("Status", {}).get("ContainerStatus", {}) or {}
+    exit_code = container.get("ExitCode")
+    lowered = err.lower()
+    if (
+        "no such image" in lowered
+        or "pull access denied" in lowered
+        or "manifest unknown" in lowered
+        or ("not found" in lowered and "image" in lowered)
+    ):
+        return Failure(
+            "image_missing",
+            f"The image {image} of this environment is not available on the server. "
+            "Ask the environment's teacher to build or publish it (or fix its name in the environment file).",
+            err,
+        )
+    if "address already in use" in lowered or "port is already allocated" in lowered:
+        return Failure("port_conflict", "A network port was taken on the server; please try again.", err)
+    if exit_code == 137 or "oom" in lowered:
+        return Failure(
+            "oom",
+            "The environment ran out of memory while starting and was stopped. "
+            "Ask its teacher to raise its memory limit.",
+            f"{err} (exit code {exit_code})",
+        )
+    if exit_code not in (None, 0) or "non-zero exit" in lowered:
+        code = exit_code if exit_code is not None else _exit_code_from(err)
+        return Failure(
+            "exited",
+            f"The environment's program stopped right after starting (exit code {code}). "
+            "Its teacher can see the container logs; try again later or contact them.",
+            err,
+        )
+    if task_state(task) == "rejected":
+        return Failure("rejected", f"The server refused to start the environment: {err}", err)
+    return Failure("failed", f"The environment stopped while starting ({task_state(task)}): {err}", err)
+
+
+def _exit_code_from(err: str) -> str:
+    match = re.search(r"exit \((\d+)\)", err)
+    return match.group(1) if match else "?"
+
+
+def diagnose_pending(task: dict) -> Failure | None:
+    """A pending task that cannot be scheduled (no node with the resources or labels), else None."""
+    err = _err(task).lower()
+    if "insufficient resources" in err:
+        return Failure(
+            "no_resources",
+            "No server currently has enough free CPU, memory or GPU for this environment. "
+            "Stop another of your environments or try again later; teachers can lower its reservations.",
+            _err(task),
+        )
+    if "constraint" in err or "no suitable node" in err:
+        return Failure(
+            "no_node",
+            "No server matches this environment's placement (node pool). "
+            "Ask an administrator to add a node to that pool or fix the environment's node_pool.",
+            _err(task),
+        )
+    return None
+
+
+def progress_message(state: str, image: str) -> tuple[int, str]:
+    """(percent, message) shown on the spawn-pending page for a task in ``state``."""
+    messages = {
+        "new": (15, "Waiting for Swarm to accept the environment"),
+        "allocated": (20, "Environment accepted by Swarm"),
+        "pending": (25, "Waiting for a server with free resources"),
+        "assigned": (35, "Assigned to a server"),
+        "accepted": (40, "Accepted by the server"),
+        "preparing": (50, f"Preparing: downloading the image {image} if needed"),
+        "ready": (60, "Image ready, creating the container"),
+        "starting": (70, "Starting the container"),
+        "running": (80, "Container running, waiting for the environment to answer"),
+    }
+    return messages.get(state, (50, f"Swarm reports: {state}"))

@@ -1,0 +1,194 @@
+"""Pure builders: an environment + a user's spawn request -> the keyword arguments of a Swarm service.
+
+Nothing here talks to Docker, so every decision about limits, mounts, ports, users and placement is testable
+without a daemon (``tests/test_specs.py``). The spawner gathers the inputs (allocated ports, names, the hub's
+environment variables) and hands them over in a :class:`ServiceRequest`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from docker.types import (
+    ContainerSpec,
+    EndpointSpec,
+    Mount,
+    Placement,
+    Resources,
+    RestartPolicy,
+    SecretReference,
+    TaskTemplate,
+)
+
+from ..environments.model import INTERFACE_DEFAULT_URLS, Environment
+
+#: labels every managed service carries; the watcher selects on MANAGED_LABEL
+MANAGED_LABEL = "org.mydocker.managed"
+USER_LABEL = "org.mydocker.user"
+SERVER_LABEL = "org.mydocker.server"
+ENVIRONMENT_LABEL = "org.mydocker.environment"
+HTTP_PORT_LABEL = "org.mydocker.http-port"
+PASSWORD_FILE = "/run/secrets/mydocker-password"
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """Everything about one start that is not in the environment profile."""
+
+    service_name: str
+    username: str
+    server_name: str
+    login: str
+    hub_env: dict[str, str]  # JUPYTERHUB_* variables from Spawner.get_env()
+    server_port: int = 8888  # port jupyterhub-singleuser listens on inside the container
+    http_host_port: int | None = None  # host-mode published port of the server, None if not published
+    tcp_host_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
+    home_volume: str | None = None
+    secret_id: str | None = None
+    secret_name: str | None = None
+    run_as_user: str | None = "1000:100"
+    drop_capabilities: tuple[str, ...] = ("ALL",)
+    no_new_privileges: bool = True
+    networks: tuple[str, ...] = ()
+    node_pool_label: str = "org.mydocker.pool"
+    gpu_resource_kind: str = "NVIDIA-GPU"
+    hub_label: str = "mydocker"
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+def _nano(cores: float | None) -> int | None:
+    return int(cores * 1e9) if cores else None
+
+
+def _substitute_command(command: tuple[str, ...], login: str) -> list[str]:
+    """Fill ``{username}``; ``{password}`` is read from the secret file at start, never put in the spec."""
+    args = [arg.replace("{username}", login) for arg in command]
+    if not any("{password}" in arg for arg in args):
+        return args
+    quoted = []
+    for arg in args:
+        pieces = [shlex.quote(piece) if piece else "" for piece in arg.split("{password}")]
+        quoted.append('"$MYDOCKER_PASSWORD"'.join(pieces))
+    script = 'MYDOCKER_PASSWORD="$(cat "$MYDOCKER_PASSWORD_FILE")" exec ' + " ".join(quoted)
+    return ["/bin/sh", "-c", script]
+
+
+def container_command(env: Environment, request: ServiceRequest) -> list[str] | None:
+    """The container's command, or None to keep the image's own."""
+    if env.command:
+        return _substitute_command(env.command, request.login)
+    if env.interface in INTERFACE_DEFAULT_URLS:
+        return ["jupyterhub-singleuser", "--ip=0.0.0.0", f"--port={request.server_port}"]
+    return None
+
+
+def container_env(env: Environment, request: ServiceRequest) -> dict[str, str]:
+    variables = dict(env.env)
+    variables.update(request.hub_env)
+    variables.update(
+        MYDOCKER_USERNAME=request.login,
+        MYDOCKER_ENVIRONMENT=env.slug,
+        MYDOCKER_PASSWORD_FILE=PASSWORD_FILE,
+    )
+    if env.interface in INTERFACE_DEFAULT_URLS:
+        variables.setdefault("JUPYTERHUB_DEFAULT_URL", INTERFACE_DEFAULT_URLS[env.interface])
+    return variables
+
+
+def labels(env: Environment, request: ServiceRequest) -> dict[str, str]:
+    result = {
+        MANAGED_LABEL: request.hub_label,
+        USER_LABEL: request.username,
+        SERVER_LABEL: request.server_name,
+        ENVIRONMENT_LABEL: env.slug,
+    }
+    if request.http_host_port:
+        result[HTTP_PORT_LABEL] = str(request.server_port)
+    result.update(request.extra_labels)
+    return result
+
+
+def mounts(env: Environment, request: ServiceRequest) -> list[Mount]:
+    if env.home.type == "none" or not request.home_volume:
+        return []
+    return [
+        Mount(
+            target=env.home.mount_path,
+            source=request.home_volume,
+            type="volume",
+            labels={MANAGED_LABEL: request.hub_label, USER_LABEL: request.username},
+        )
+    ]
+
+
+def resources(env: Environment, request: ServiceRequest) -> Resources:
+    res = env.resources
+    return Resources(
+        cpu_limit=_nano(res.cpu_limit),
+        cpu_reservation=_nano(res.cpu_reservation),
+        mem_limit=res.memory_limit,
+        mem_reservation=res.memory_reservation,
+        generic_resources={request.gpu_resource_kind: res.gpus} if res.gpus else None,
+    )
+
+
+def placement(env: Environment, request: ServiceRequest) -> Placement:
+    constraints = []
+    if env.resources.node_pool:
+        constraints.append(f"node.labels.{request.node_pool_label} == {env.resources.node_pool}")
+    return Placement(constraints=constraints or None)
+
+
+def endpoint(env: Environment, request: ServiceRequest) -> EndpointSpec:
+    ports = {}
+    if request.http_host_port:
+        ports[request.http_host_port] = (request.server_port, "tcp", "host")
+    for container_port, host_port in request.tcp_host_ports.items():
+        ports[host_port] = (container_port, "tcp", "host")
+    return EndpointSpec(ports=ports or None)
+
+
+def build_service_spec(env: Environment, request: ServiceRequest) -> dict:
+    """Keyword arguments for ``docker.APIClient.create_service``."""
+    service_labels = labels(env, request)
+    secrets = []
+    if request.secret_id:
+        secrets.append(
+            SecretReference(
+                secret_id=request.secret_id,
+                secret_name=request.secret_name,
+                filename=PASSWORD_FILE.rsplit("/", 1)[1],
+                uid="1000" if request.run_as_user else "0",
+                gid="100" if request.run_as_user else "0",
+                mode=0o400,
+            )
+        )
+    container = ContainerSpec(
+        image=env.image,
+        command=container_command(env, request),
+        env=container_env(env, request),
+        user=request.run_as_user,
+        mounts=mounts(env, request),
+        labels=service_labels,
+        secrets=secrets or None,
+        workdir=env.home.mount_path if env.home.type != "none" else None,
+        cap_drop=list(request.drop_capabilities) or None,
+        init=True,
+    )
+    if request.no_new_privileges:
+        # Swarm API >= 1.44 honours this; older engines ignore the unknown field (the spawner logs that)
+        container["Privileges"] = {"NoNewPrivileges": True}
+    task = TaskTemplate(
+        container_spec=container,
+        resources=resources(env, request),
+        placement=placement(env, request),
+        restart_policy=RestartPolicy(condition="any", delay=2_000_000_000, max_attempts=0),
+        networks=list(request.networks) or None,
+    )
+    return dict(
+        name=request.service_name,
+        task_template=task,
+        endpoint_spec=endpoint(env, request),
+        labels=service_labels,
+    )

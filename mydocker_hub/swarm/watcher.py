@@ -1,0 +1,143 @@
+"""One shared watch of the managed Swarm services and their tasks.
+
+Like kubespawner's reflector: a single loop lists services and tasks for the whole hub, and every spawner
+reads that snapshot (``poll``) or waits for the next one (``start``), instead of each spawner polling
+Docker on its own. The loop runs fast while some spawner waits on it and slowly otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .client import AsyncDocker
+from .specs import MANAGED_LABEL
+
+
+@dataclass
+class Snapshot:
+    services: dict[str, dict] = field(default_factory=dict)  # service name -> service JSON
+    tasks: dict[str, list[dict]] = field(default_factory=dict)  # service ID -> tasks, newest created first
+    nodes: dict[str, dict] = field(default_factory=dict)  # node ID -> node JSON
+    taken_at: float = 0.0  # time.monotonic() of the listing
+
+
+class SwarmWatcher:
+    def __init__(
+        self,
+        docker: AsyncDocker,
+        hub_label: str,
+        interval: float = 5.0,
+        fast_interval: float = 0.5,
+        log: logging.Logger | None = None,
+    ):
+        self.docker = docker
+        self.hub_label = hub_label
+        self.interval = interval
+        self.fast_interval = fast_interval
+        self.log = log or logging.getLogger(__name__)
+        self.snapshot = Snapshot()
+        self.healthy = False
+        self.last_error = ""
+        self._waiters = 0
+        self._changed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._nodes_at = 0.0
+
+    _instances: dict[tuple, SwarmWatcher] = {}
+
+    @classmethod
+    def shared(cls, docker: AsyncDocker, hub_label: str, **kwargs) -> SwarmWatcher:
+        key = (id(docker), hub_label)
+        watcher = cls._instances.get(key)
+        if watcher is None:
+            watcher = cls._instances[key] = cls(docker, hub_label, **kwargs)
+        watcher.ensure_running()
+        return watcher
+
+    def ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the engine may be restarting: keep the last snapshot, mark unhealthy
+                if self.healthy or str(e) != self.last_error:
+                    self.log.warning("Swarm watcher cannot list services: %s", e)
+                self.healthy = False
+                self.last_error = str(e)
+            delay = self.fast_interval if self._waiters else self.interval
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def refresh(self) -> Snapshot:
+        services = await self.docker.call("services", filters={"label": f"{MANAGED_LABEL}={self.hub_label}"})
+        ids = [service["ID"] for service in services]
+        tasks: dict[str, list[dict]] = {service_id: [] for service_id in ids}
+        if ids:
+            for task in await self.docker.call("tasks", filters={"service": ids}):
+                if task.get("ServiceID") in tasks:
+                    tasks[task["ServiceID"]].append(task)
+        for task_list in tasks.values():
+            task_list.sort(key=lambda t: t.get("CreatedAt", ""), reverse=True)
+        now = time.monotonic()
+        nodes = self.snapshot.nodes
+        if now - self._nodes_at > 30 or not nodes:
+            nodes = {node["ID"]: node for node in await self.docker.call("nodes")}
+            self._nodes_at = now
+        self.snapshot = Snapshot(
+            services={service["Spec"]["Name"]: service for service in services},
+            tasks=tasks,
+            nodes=nodes,
+            taken_at=now,
+        )
+        self.healthy = True
+        self.last_error = ""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return self.snapshot
+
+    async def next_snapshot(self, timeout: float | None = None) -> Snapshot:
+        """Wait for the next listing (asking the loop to hurry), then return it."""
+        self._waiters += 1
+        try:
+            changed = self._changed
+            self._wake.set()
+            await asyncio.wait_for(changed.wait(), timeout)
+            return self.snapshot
+        finally:
+            self._waiters -= 1
+
+    # -- reads of the current snapshot -------------------------------------------------------------
+    def service(self, name: str) -> dict | None:
+        return self.snapshot.services.get(name)
+
+    def tasks(self, name: str) -> list[dict]:
+        service = self.service(name)
+        return self.snapshot.tasks.get(service["ID"], []) if service else []
+
+    def used_host_ports(self) -> set[int]:
+        ports: set[int] = set()
+        for service in self.snapshot.services.values():
+            for port in service.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
+                if port.get("PublishedPort"):
+                    ports.add(port["PublishedPort"])
+        return ports
+
+    def node_address(self, node_id: str) -> str | None:
+        node = self.snapshot.nodes.get(node_id)
+        return node.get("Status", {}).get("Addr") if node else None

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Idempotent installation of everything mydocker-hub needs on a single Debian node:
+# the Docker engine (started, in single-node Swarm mode), Node's configurable-http-proxy,
+# and a Python virtual environment with the package. Each step checks before it acts.
+#
+#   scripts/ensure-system.sh            # hub only
+#   scripts/ensure-system.sh --test     # plus test tools (Chromium, PostgreSQL client tools, test extras)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${MYDOCKER_VENV:-$here/.venv}
+with_test=0
+[ "${1:-}" = "--test" ] && with_test=1
+
+log() { printf '\033[1m[mydocker-hub]\033[0m %s\n' "$*" >&2; }
+
+apt_updated=0
+ensure_apt() {
+  # ensure_apt PACKAGE...: install the Debian packages that are missing
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages: ${missing[*]} (run this script as root, or install them)"; exit 1
+  fi
+  if [ $apt_updated = 0 ]; then apt-get update -qq; apt_updated=1; fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_docker_engine() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  ensure_apt docker.io iptables ca-certificates
+  if ! docker info >/dev/null 2>&1; then
+    if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+      systemctl start docker
+    else
+      log "starting dockerd (log: /var/log/dockerd.log)"
+      nohup dockerd >/var/log/dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; exit 1; }
+  fi
+}
+
+ensure_swarm() {
+  local state
+  state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+  if [ "$state" != active ]; then
+    log "initialising a single-node Swarm"
+    docker swarm init --advertise-addr "${MYDOCKER_SWARM_ADDR:-127.0.0.1}" >/dev/null
+  fi
+}
+
+ensure_proxy() {
+  if command -v configurable-http-proxy >/dev/null; then return 0; fi
+  command -v npm >/dev/null || ensure_apt nodejs npm
+  log "installing configurable-http-proxy"
+  npm install -g --silent configurable-http-proxy >/dev/null
+}
+
+ensure_venv() {
+  local extras=""
+  [ $with_test = 1 ] && extras="[test]"
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+  fi
+  local stamp="$venv/.installed$extras"
+  if [ ! -f "$stamp" ] || [ "$here/setup.cfg" -nt "$stamp" ]; then
+    log "installing mydocker-hub$extras into $venv"
+    "$venv/bin/pip" install -q --upgrade pip >/dev/null
+    "$venv/bin/pip" install -q -e "$here$extras"
+    touch "$stamp"
+  fi
+}
+
+ensure_test_tools() {
+  ensure_apt chromium fonts-dejavu-core openssh-client postgresql
+}
+
+ensure_apt debootstrap python3-venv git
+ensure_docker_engine
+ensure_swarm
+ensure_proxy
+[ $with_test = 1 ] && ensure_test_tools
+ensure_venv
+log "system ready"

@@ -1,0 +1,80 @@
+"""Shared fixtures: a real JupyterHub process with our config on a real Docker Swarm.
+
+Everything a test creates in Docker carries a per-run prefix (services, volumes, secrets) and is removed at
+the end of the session; container logs are printed only when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+
+import docker
+import pytest
+
+from .hubprocess import Hub, wait_for  # noqa: F401  (wait_for is re-exported for the tests)
+
+
+@pytest.fixture(scope="session")
+def docker_api():
+    client = docker.APIClient(version="auto")
+    info = client.info()
+    assert info["Swarm"]["LocalNodeState"] == "active", "the tests need Swarm mode: run scripts/ensure-system.sh"
+    return client
+
+
+@pytest.fixture(scope="session")
+def run_prefix():
+    return f"mdt{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cleanup_docker(request, run_prefix):
+    yield
+    try:
+        client = docker.APIClient(version="auto")
+    except Exception:
+        return
+    for service in client.services(filters={"label": f"org.mydocker.managed={run_prefix}"}):
+        client.remove_service(service["ID"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and client.containers(all=True, filters={"name": run_prefix}):
+        time.sleep(0.5)
+    for secret in client.secrets(filters={"label": f"org.mydocker.managed={run_prefix}"}):
+        try:
+            client.remove_secret(secret["ID"])
+        except docker.errors.APIError:
+            pass
+    for volume in (client.volumes(filters={"name": run_prefix}) or {}).get("Volumes") or []:
+        try:
+            client.remove_volume(volume["Name"], force=True)
+        except docker.errors.APIError:
+            pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "run_prefix" in item.fixturenames:
+        prefix = item.funcargs["run_prefix"]
+        try:
+            client = docker.APIClient(version="auto")
+            for container in client.containers(all=True, filters={"name": prefix}):
+                logs = client.logs(container["Id"], tail=40).decode(errors="replace")
+                report.sections.append((f"container {container['Names'][0]}", logs))
+        except Exception as e:  # never hide the real failure
+            report.sections.append(("container logs", f"unavailable: {e}"))
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory, run_prefix, docker_api):
+    workdir = tmp_path_factory.mktemp("hub")
+    hub = Hub(workdir, run_prefix)
+    hub.start()
+    yield hub
+    hub.stop()
+    if os.environ.get("MYDOCKER_KEEP_HUB_LOGS"):
+        shutil.copy(hub.log_path, os.environ["MYDOCKER_KEEP_HUB_LOGS"])

@@ -1,0 +1,117 @@
+"""Real browser (Debian's Chromium driven by Playwright): what a student and a teacher see and click.
+
+Screenshots go to ``$MYDOCKER_SCREENSHOTS`` (default: the test's tmp dir) so that a person can look at them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    directory = Path(os.environ.get("MYDOCKER_SCREENSHOTS", tmp_path))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def login(page, hub, user: str):
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", hub.password)
+    page.click("#login_submit")
+    page.wait_for_url(f"{hub.url}/hub/**")
+
+
+def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
+    hub.ensure_user("student")
+    if hub.server_model("student", "lab"):
+        hub.stop_server("student", "lab")
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    login(page, hub, "student")
+    page.goto(f"{hub.url}/hub/spawn")
+    card = page.locator('.mydocker-card[data-environment="lab"]')
+    expect(card).to_contain_text("Test lab")
+    expect(card).to_contain_text("0.5 CPU")
+    # a draft of a teacher is not in a student's catalogue
+    expect(page.locator('.mydocker-card[data-environment="teachers-only"]')).to_have_count(0)
+    page.screenshot(path=shots / "catalogue-en.png", full_page=True)
+    card.locator(".mydocker-start").click()
+    page.wait_for_url("**/user/student/lab/lab**", timeout=180_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+    page.screenshot(path=shots / "jupyterlab.png")
+    # the home page lists it as running, with a connection page
+    page.goto(f"{hub.url}/hub/home")
+    row = page.locator('.home-server-row[data-server-name="lab"]')
+    expect(row.locator(".mydocker-status")).to_have_attribute("data-status", "running")
+    page.screenshot(path=shots / "home-en.png", full_page=True)
+    context.close()
+
+
+def test_pages_speak_french_to_a_french_browser(browser, hub, shots):
+    hub.ensure_user("student")
+    context = browser.new_context(locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    page = context.new_page()
+    login(page, hub, "student")
+    page.goto(f"{hub.url}/hub/spawn")
+    expect(page.locator("h1")).to_have_text("Catalogue")
+    card = page.locator('.mydocker-card[data-environment="lab"]')
+    expect(card).to_contain_text("Labo de test")
+    expect(card).to_contain_text("Dossier personnel")
+    page.screenshot(path=shots / "catalogue-fr.png", full_page=True)
+    page.goto(f"{hub.url}/hub/home")
+    expect(page.locator("h1")).to_have_text("Mes environnements")
+    context.close()
+
+
+def test_teacher_sees_broken_files_and_drafts(browser, hub, shots):
+    broken = hub.environments / "broken-by-teacher.yaml"
+    broken.write_text("title: Broken\nimage: x:1\nresources: {cpu_limit: lots}\n")
+    try:
+        hub.ensure_user("teacher", groups=("teacher",))
+        context = browser.new_context(locale="en-US")
+        page = context.new_page()
+        login(page, hub, "teacher")
+        page.goto(f"{hub.url}/hub/environments")
+        errors = page.locator(".mydocker-errors")
+        expect(errors).to_contain_text("broken-by-teacher.yaml:3: resources.cpu_limit")
+        page.screenshot(path=shots / "environments-status.png", full_page=True)
+        page.goto(f"{hub.url}/hub/spawn")
+        expect(page.locator('.mydocker-card[data-environment="teachers-only"]')).to_have_count(1)
+        context.close()
+        # a student may not see that page
+        student = browser.new_context()
+        page = student.new_page()
+        login(page, hub, "student")
+        response = page.goto(f"{hub.url}/hub/environments")
+        assert response.status == 403
+        student.close()
+    finally:
+        broken.unlink()

@@ -1,0 +1,108 @@
+"""Unit tables for the pieces the spawner relies on: failure diagnosis, ports, credentials, languages."""
+
+import random
+
+import pytest
+
+from mydocker_hub.credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
+from mydocker_hub.i18n import pick_language
+from mydocker_hub.swarm import diagnose
+from mydocker_hub.swarm.ports import PortRangeExhausted, parse_port_range, pick_free_ports
+
+
+def task(state, err="", exit_code=None):
+    status = {"State": state, "Err": err}
+    if exit_code is not None:
+        status["ContainerStatus"] = {"ExitCode": exit_code}
+    return {"Status": status}
+
+
+@pytest.mark.parametrize(
+    "the_task, reason, fragment",
+    [
+        pytest.param(
+            task("rejected", "No such image: mydocker/x:1"), "image_missing", "not available", id="no-such-image"
+        ),
+        pytest.param(
+            task("rejected", "pull access denied for x, repository does not exist"),
+            "image_missing",
+            "Ask",
+            id="pull-denied",
+        ),
+        pytest.param(task("failed", "task: non-zero exit (3)", 3), "exited", "exit code 3", id="exit-3"),
+        pytest.param(task("failed", "task: non-zero exit (137)", 137), "oom", "out of memory", id="oom"),
+        pytest.param(
+            task("rejected", "Bind for 0.0.0.0:30001 failed: port is already allocated"),
+            "port_conflict",
+            "try again",
+            id="port",
+        ),
+        pytest.param(task("rejected", "something odd"), "rejected", "something odd", id="other-rejection"),
+    ],
+)
+def test_failed_tasks_are_explained(the_task, reason, fragment):
+    failure = diagnose.diagnose_failed(the_task, "mydocker/x:1")
+    assert failure.reason == reason
+    assert fragment in failure.message
+
+
+@pytest.mark.parametrize(
+    "err, reason",
+    [
+        pytest.param("no suitable node (insufficient resources on 1 node)", "no_resources", id="resources"),
+        pytest.param("no suitable node (scheduling constraints not satisfied on 1 node)", "no_node", id="constraints"),
+        pytest.param("", None, id="just-waiting"),
+    ],
+)
+def test_unschedulable_pending_tasks(err, reason):
+    failure = diagnose.diagnose_pending(task("pending", err))
+    assert (failure.reason if failure else None) == reason
+
+
+def test_port_range_parsing_and_errors():
+    assert parse_port_range("30000-30002") == range(30000, 30003)
+    with pytest.raises(ValueError, match="LOW-HIGH"):
+        parse_port_range("30000")
+    with pytest.raises(ValueError, match="1024-65535"):
+        parse_port_range("80-90")
+
+
+def test_free_ports_avoid_used_ones_and_run_out_clearly():
+    port_range = range(30000, 30005)
+    chosen = pick_free_ports(port_range, {30000, 30001}, 3, rng=random.Random(1))
+    assert sorted(chosen) == [30002, 30003, 30004]
+    with pytest.raises(PortRangeExhausted, match="only 3 free ports"):
+        pick_free_ports(port_range, {30000, 30001}, 4)
+
+
+def test_credentials_round_trip_and_never_show_in_repr():
+    store = CredentialStore(["a-secret-key"])
+    credentials = Credentials("alice", generate_password())
+    token = store.encrypt(credentials)
+    assert credentials.password not in token
+    assert store.decrypt(token) == credentials
+    assert credentials.password not in repr(credentials)
+    with pytest.raises(CredentialKeyError, match="MYDOCKER_CRYPT_KEY"):
+        CredentialStore(["another-key"]).decrypt(token)
+    # key rotation: new key first, old key kept
+    assert CredentialStore(["new-key", "a-secret-key"]).decrypt(token) == credentials
+
+
+def test_generated_passwords_are_distinct_and_long():
+    passwords = {generate_password() for _ in range(200)}
+    assert len(passwords) == 200 and all(len(p) == 16 for p in passwords)
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        pytest.param(None, "en", id="none"),
+        pytest.param("fr-FR,fr;q=0.9,en;q=0.8", "fr", id="french-browser"),
+        pytest.param("en-US,en;q=0.9,fr;q=0.8", "en", id="english-browser"),
+        pytest.param("de-DE,fr;q=0.5", "fr", id="german-then-french"),
+        pytest.param("fr;q=0.2,en;q=0.7", "en", id="q-values"),
+        pytest.param("de", "en", id="unsupported"),
+    ],
+)
+def test_language_from_accept_language(header, expected):
+    assert pick_language(header) == expected

@@ -1,0 +1,119 @@
+"""The pure Swarm spec builder: what a profile asks for is what Swarm is asked for (no daemon needed).
+
+GPU reservations are only checked here, on the spec: no GPU exists on the test machines.
+"""
+
+import json
+
+import pytest
+
+from mydocker_hub.environments.model import Environment, Home, Port, Resources
+from mydocker_hub.swarm.specs import PASSWORD_FILE, ServiceRequest, build_service_spec
+
+PASSWORD = "s3cr3t-Pa55word"
+
+
+def make_env(**overrides):
+    values = dict(slug="python", title={"en": "Python"}, image="mydocker/minimal:latest")
+    values.update(overrides)
+    return Environment(**values)
+
+
+def make_request(**overrides):
+    values = dict(
+        service_name="mydocker-alice--python",
+        username="alice",
+        server_name="python",
+        login="alice",
+        hub_env={"JUPYTERHUB_API_TOKEN": "tok", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/python/"},
+        http_host_port=30123,
+        home_volume="mydocker-home-alice",
+        secret_id="sid",
+        secret_name="mydocker-alice--python-pw-1",
+    )
+    values.update(overrides)
+    return ServiceRequest(**values)
+
+
+def container(spec):
+    return spec["task_template"]["ContainerSpec"]
+
+
+def test_limits_reservations_and_placement():
+    env = make_env(
+        resources=Resources(
+            cpu_limit=2, cpu_reservation=0.5, memory_limit=4 * 1024**3, memory_reservation=2**30, node_pool="gpu"
+        )
+    )
+    spec = build_service_spec(env, make_request())
+    resources = spec["task_template"]["Resources"]
+    assert resources["Limits"] == {"NanoCPUs": 2_000_000_000, "MemoryBytes": 4 * 1024**3}
+    assert resources["Reservations"] == {"NanoCPUs": 500_000_000, "MemoryBytes": 2**30}
+    assert spec["task_template"]["Placement"]["Constraints"] == ["node.labels.org.mydocker.pool == gpu"]
+
+
+def test_gpu_is_a_generic_resource_reservation():
+    spec = build_service_spec(make_env(resources=Resources(gpus=2)), make_request())
+    generic = spec["task_template"]["Resources"]["Reservations"]["GenericResources"]
+    assert generic == [{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}]
+
+
+def test_runs_as_non_root_without_capabilities():
+    spec = build_service_spec(make_env(), make_request())
+    assert container(spec)["User"] == "1000:100"
+    assert container(spec)["CapabilityDrop"] == ["ALL"]
+    assert container(spec)["Privileges"] == {"NoNewPrivileges": True}
+    assert container(spec)["Init"] is True
+
+
+@pytest.mark.parametrize(
+    "home, expected_mounts",
+    [
+        pytest.param(Home(type="none"), [], id="none"),
+        pytest.param(
+            Home(type="global", mount_path="/home/jovyan"),
+            [("volume", "mydocker-home-alice", "/home/jovyan")],
+            id="global",
+        ),
+    ],
+)
+def test_home_volume(home, expected_mounts):
+    spec = build_service_spec(make_env(home=home), make_request())
+    mounts = [(m["Type"], m["Source"], m["Target"]) for m in container(spec).get("Mounts", [])]
+    assert mounts == expected_mounts
+
+
+def test_http_and_ssh_ports_are_published_in_host_mode():
+    env = make_env(interface="ssh", ports=(Port("SSH", 2222, "ssh"),))
+    spec = build_service_spec(env, make_request(http_host_port=None, tcp_host_ports={2222: 30555}))
+    assert spec["endpoint_spec"]["Ports"] == [
+        {"PublishedPort": 30555, "TargetPort": 2222, "Protocol": "tcp", "PublishMode": "host"}
+    ]
+    assert container(spec).get("Args") is None and container(spec).get("Command") is None  # image's own CMD
+
+
+def test_jupyterlab_runs_singleuser_on_the_server_port():
+    spec = build_service_spec(make_env(), make_request())
+    assert container(spec)["Command"] == ["jupyterhub-singleuser", "--ip=0.0.0.0", "--port=8888"]
+    assert "JUPYTERHUB_DEFAULT_URL=/lab" in container(spec)["Env"]
+    assert spec["endpoint_spec"]["Ports"][0]["TargetPort"] == 8888
+
+
+def test_password_never_appears_in_the_spec_even_with_a_password_placeholder():
+    env = make_env(
+        interface="custom", command=("jupyter", "lab", "--IdentityProvider.token={password}", "--user={username}")
+    )
+    spec = build_service_spec(env, make_request())
+    command = container(spec)["Command"]
+    assert command[:2] == ["/bin/sh", "-c"]
+    assert '--IdentityProvider.token="$MYDOCKER_PASSWORD"' in command[2] and "--user=alice" in command[2]
+    assert PASSWORD not in json.dumps(spec)
+    assert container(spec)["Secrets"][0]["File"]["Name"] == PASSWORD_FILE.rsplit("/", 1)[1]
+    assert container(spec)["Secrets"][0]["File"]["Mode"] == 0o400
+
+
+def test_labels_identify_user_server_and_environment():
+    spec = build_service_spec(make_env(), make_request())
+    assert spec["labels"]["org.mydocker.user"] == "alice"
+    assert spec["labels"]["org.mydocker.environment"] == "python"
+    assert spec["labels"]["org.mydocker.managed"] == "mydocker"

@@ -1,0 +1,208 @@
+"""A real hub spawning real Swarm services: what students, teachers and admins would notice."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+
+import paramiko
+import pytest
+import requests
+
+from .hubprocess import wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def service_of(docker_api, prefix: str, user: str, server: str) -> dict:
+    services = docker_api.services(
+        filters={
+            "label": [f"org.mydocker.managed={prefix}", f"org.mydocker.user={user}", f"org.mydocker.server={server}"]
+        }
+    )
+    assert len(services) == 1, services
+    return services[0]
+
+
+def running_container(docker_api, service_id: str) -> str:
+    def find():
+        tasks = docker_api.tasks(filters={"service": service_id, "desired-state": "running"})
+        running = [t for t in tasks if t["Status"]["State"] == "running"]
+        return running and running[0]["Status"]["ContainerStatus"]["ContainerID"]
+
+    return wait_for(find, 60, message="a running container")
+
+
+def docker_exec(docker_api, container: str, command: list[str], user: str | None = None) -> str:
+    exec_id = docker_api.exec_create(container, command, user=user or "")
+    return docker_api.exec_start(exec_id).decode()
+
+
+@pytest.fixture(scope="module")
+def lab(hub):
+    """The student's lab environment, started once for this module."""
+    hub.ensure_user("student")
+    hub.ensure_user("student2")
+    seconds = hub.spawn("student", "lab")
+    return {"seconds": seconds}
+
+
+def test_student_reaches_their_server_through_the_proxy(hub, lab):
+    session = hub.login("student")
+    response = session.get(f"{hub.url}/user/student/lab/api/status")
+    assert response.status_code == 200, response.text[:300]
+    assert "started" in response.json()
+    # JupyterLab itself answers behind the proxy
+    page = session.get(f"{hub.url}/user/student/lab/lab")
+    assert page.status_code == 200 and "JupyterLab" in page.text
+
+
+def test_service_has_the_profile_limits_volume_and_user(hub, lab, docker_api, run_prefix):
+    service = service_of(docker_api, run_prefix, "student", "lab")
+    template = service["Spec"]["TaskTemplate"]
+    assert template["Resources"]["Limits"]["NanoCPUs"] == 500_000_000
+    assert template["Resources"]["Limits"]["MemoryBytes"] == 512 * 1024**2
+    container_spec = template["ContainerSpec"]
+    assert container_spec["User"] == "1000:100"
+    assert container_spec["CapabilityDrop"] == ["ALL"]
+    [mount] = container_spec["Mounts"]
+    assert (mount["Type"], mount["Source"], mount["Target"]) == (
+        "volume",
+        f"{run_prefix}-home-student",
+        "/home/jovyan",
+    )
+    container = running_container(docker_api, service["ID"])
+    assert docker_exec(docker_api, container, ["id", "-u"]).strip() == "1000"
+    # no Docker socket inside
+    assert "No such file" in docker_exec(docker_api, container, ["ls", "/var/run/docker.sock"])
+
+
+def test_another_user_cannot_reach_the_server_or_its_page(hub, lab):
+    other = hub.login("student2")
+    response = other.get(f"{hub.url}/user/student/lab/api/status", allow_redirects=True)
+    assert response.status_code in (403, 404)
+    token = hub.user_token("student2")
+    response = requests.get(
+        f"{hub.url}/user/student/lab/api/status", headers={"Authorization": f"token {token}"}, allow_redirects=False
+    )
+    assert response.status_code in (403, 404)
+    assert other.get(f"{hub.url}/hub/environments/student/lab").status_code == 404
+
+
+def test_cpu_burner_is_throttled_not_killed(hub, lab, docker_api, run_prefix):
+    service = service_of(docker_api, run_prefix, "student", "lab")
+    container = running_container(docker_api, service["ID"])
+    docker_exec(
+        docker_api,
+        container,
+        [
+            "sh",
+            "-c",
+            "for i in 1 2; do nohup timeout 8 python3 -c 'while True: pass' >/dev/null 2>&1 & done",
+        ],
+    )
+    time.sleep(5)
+    stats = docker_api.stats(container, stream=False)
+    cpu = stats["cpu_stats"]["cpu_usage"]["total_usage"] - stats["precpu_stats"]["cpu_usage"]["total_usage"]
+    system = stats["cpu_stats"]["system_cpu_usage"] - stats["precpu_stats"]["system_cpu_usage"]
+    online = stats["cpu_stats"].get("online_cpus") or 1
+    used_cores = cpu / system * online if system else 0
+    throttled = stats["cpu_stats"].get("throttling_data", {}).get("throttled_periods", 0)
+    assert throttled > 0, stats["cpu_stats"]
+    assert used_cores < 0.75, f"two burners used {used_cores:.2f} cores under a 0.5 limit"
+    time.sleep(4)
+    # still the same container, still running: throttled, never killed
+    assert docker_api.inspect_container(container)["State"]["Running"] is True
+    assert hub.server_model("student", "lab")["ready"] is True
+
+
+def test_home_survives_stop_start_and_hub_restart(hub, lab):
+    token = hub.user_token("student")
+    headers = {"Authorization": f"token {token}"}
+    contents = f"{hub.url}/user/student/lab/api/contents/kept.txt"
+    body = {"type": "file", "format": "text", "content": "written before the restart"}
+    assert requests.put(contents, json=body, headers=headers).status_code in (200, 201)
+
+    hub.stop_server("student", "lab")
+    hub.spawn("student", "lab")
+    token = hub.user_token("student")
+    headers = {"Authorization": f"token {token}"}
+    assert requests.get(contents, headers=headers).json()["content"] == "written before the restart"
+
+    started = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers).json()["started"]
+    hub.restart()
+    model = hub.server_model("student", "lab")
+    assert model and model["ready"], "the running server must be found again after a hub restart"
+    after = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers)
+    assert after.status_code == 200 and after.json()["started"] == started, "same server, not a new one"
+    assert requests.get(contents, headers=headers).json()["content"] == "written before the restart"
+
+
+def test_missing_image_fails_fast_with_its_reason(hub):
+    hub.ensure_user("student")
+    message, seconds = hub.spawn_failure("student", "broken-image")
+    assert "mydocker/this-image-does-not-exist:latest" in message and "not available" in message, message
+    assert seconds < 60, f"took {seconds:.0f}s to report a missing image"
+    assert hub.server_model("student", "broken-image") is None
+    metrics = hub.metrics()
+    assert 'mydocker_spawn_failures_total{environment="broken-image",reason="image_missing"}' in metrics
+
+
+def test_crashing_program_fails_fast_with_exit_code(hub):
+    hub.ensure_user("student")
+    message, seconds = hub.spawn_failure("student", "crash")
+    assert "exit code 3" in message, message
+    assert seconds < 60
+
+
+def test_ssh_only_environment_gives_working_credentials(hub):
+    hub.ensure_user("student")
+    hub.spawn("student", "ssh")
+    session = hub.login("student")
+    # the server URL of an SSH-only environment leads to its connection page
+    page = session.get(f"{hub.url}/user/student/ssh/")
+    assert page.status_code == 200 and "/hub/environments/student/ssh" in page.url
+    text = page.text
+    command = html.unescape(
+        re.search(r'class="form-control font-monospace mydocker-command"[^>]*value="([^"]+)"', text).group(1)
+    )
+    password = html.unescape(re.search(r'data-secret="([^"]+)"', text).group(1))
+    match = re.match(r"ssh -p (\d+) ([a-z0-9_]+)@(\S+)", command)
+    assert match, command
+    port, login = int(match.group(1)), match.group(2)
+    assert password not in hub.log(), "the password must never reach the hub's log"
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        "127.0.0.1", port=port, username=login, password=password, timeout=20, allow_agent=False, look_for_keys=False
+    )
+    try:
+        _, stdout, _ = client.exec_command("id -un; id -u; openssl version")
+        output = stdout.read().decode()
+    finally:
+        client.close()
+    assert output.splitlines()[0] == login and output.splitlines()[1] == "1000", output
+    assert "OpenSSL" in output
+
+    bad = paramiko.SSHClient()
+    bad.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    with pytest.raises(paramiko.AuthenticationException):
+        bad.connect(
+            "127.0.0.1",
+            port=port,
+            username=login,
+            password=password + "x",
+            timeout=20,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    bad.close()
+    hub.stop_server("student", "ssh")
+
+
+def test_progress_and_metrics_report_phases(hub, lab):
+    text = hub.metrics()
+    for phase in ("scheduling", "pull", "start", "server_ready", "total"):
+        assert f'mydocker_spawn_duration_seconds_count{{environment="lab",phase="{phase}"}}' in text, phase
