@@ -31,7 +31,7 @@ import docker
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.hubprocess import Hub, free_port  # noqa: E402
+from tests.hubprocess import Hub  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -249,7 +249,8 @@ def main() -> None:
             )
             hub_cols = f"{r['api1000']:.1f} | {r['cpu']:.1f} | {r['rss'] / 1e6:.0f}" if "api1000" in r else "- | - | -"
             print(
-                f"| {size} | {kind} | {len(r['ready'])}/{size} | {p50:.1f} | {p95:.1f} | {peak:.1f} | {r['stop']:.1f} | "
+                f"| {size} | {kind} | {len(r['ready'])}/{size} | {p50:.1f} | {p95:.1f} | {peak:.1f} "
+                f"| {r['stop']:.1f} | "
                 f"{hub_cols} |"
             )
     print()

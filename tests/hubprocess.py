@@ -211,6 +211,29 @@ c.DemoAuthenticator.demo_accounts = {{
                         break
         return message, time.monotonic() - began
 
+    def progress_messages(self, user: str, server: str) -> list[str]:
+        """Messages of the spawn-progress event stream, as the spawn-pending page shows them."""
+        messages = []
+        with self.api("GET", f"users/{user}/servers/{server}/progress", stream=True) as events:
+            for line in events.iter_lines(decode_unicode=True):
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    messages.append(event.get("message", ""))
+                    if event.get("failed") or event.get("ready"):
+                        break
+        return messages
+
+    def spawn_watching_progress(self, user: str, server: str) -> list[str]:
+        """Request a spawn and follow its progress stream from the start, as the spawn-pending page does."""
+        import threading
+
+        request = threading.Thread(target=self.api, args=("POST", f"users/{user}/servers/{server}"))
+        request.start()
+        wait_for(lambda: (self.server_model(user, server) or {}).get("pending") == "spawn", 30, 0.05, "spawn pending")
+        messages = self.progress_messages(user, server)
+        request.join()
+        return messages
+
     def stop_server(self, user: str, server: str):
         response = self.api("DELETE", f"users/{user}/servers/{server}")
         assert response.status_code in (202, 204), response.text

@@ -101,7 +101,7 @@ def test_teacher_sees_broken_files_and_drafts(browser, hub, shots):
         login(page, hub, "teacher")
         page.goto(f"{hub.url}/hub/environments")
         errors = page.locator(".mydocker-errors")
-        expect(errors).to_contain_text("broken-by-teacher.yaml:3: resources.cpu_limit")
+        expect(errors).to_contain_text("broken-by-teacher.yaml:3: resources.cpu_limit: 'lots' is not a CPU count")
         page.screenshot(path=shots / "environments-status.png", full_page=True)
         page.goto(f"{hub.url}/hub/spawn")
         expect(page.locator('.mydocker-card[data-environment="teachers-only"]')).to_have_count(1)

@@ -50,12 +50,14 @@ def lab(hub):
 
 def test_student_reaches_their_server_through_the_proxy(hub, lab):
     session = hub.login("student")
-    response = session.get(f"{hub.url}/user/student/lab/api/status")
-    assert response.status_code == 200, response.text[:300]
-    assert "started" in response.json()
-    # JupyterLab itself answers behind the proxy
+    # the browser path: the hub's OAuth handshake, then JupyterLab itself behind the proxy
     page = session.get(f"{hub.url}/user/student/lab/lab")
-    assert page.status_code == 200 and "JupyterLab" in page.text
+    assert page.status_code == 200 and page.url == f"{hub.url}/user/student/lab/lab"
+    assert "JupyterLab" in page.text
+    # the API path, with the page's XSRF token as the browser sends it
+    xsrf = session.cookies.get("_xsrf", path="/user/student/lab/") or session.cookies.get("_xsrf")
+    status = session.get(f"{hub.url}/user/student/lab/api/status", headers={"X-XSRFToken": xsrf})
+    assert status.status_code == 200 and "started" in status.json()
 
 
 def test_service_has_the_profile_limits_volume_and_user(hub, lab, docker_api, run_prefix):
@@ -203,6 +205,11 @@ def test_ssh_only_environment_gives_working_credentials(hub):
 
 
 def test_progress_and_metrics_report_phases(hub, lab):
+    if hub.server_model("student", "lab"):
+        hub.stop_server("student", "lab")
+    messages = hub.spawn_watching_progress("student", "lab")
+    assert any("Starting the container" in m or "Container running" in m for m in messages), messages
+    assert messages[-1].startswith("Server ready") or "ready" in messages[-1].lower(), messages
     text = hub.metrics()
     for phase in ("scheduling", "pull", "start", "server_ready", "total"):
         assert f'mydocker_spawn_duration_seconds_count{{environment="lab",phase="{phase}"}}' in text, phase

@@ -23,7 +23,7 @@ class EnvironmentCatalog:
         self.log = log or logging.getLogger(__name__)
         self.environments: dict[str, Environment] = {}
         self.errors: list[ProfileError] = []
-        self._signature: tuple = ()
+        self._signature: tuple | None = None  # None: never read
         self._by_file: dict[str, Environment] = {}  # last valid version of each file
         self._lock = threading.Lock()
 
@@ -79,7 +79,7 @@ class EnvironmentCatalog:
         self.log.info("Loaded %d environments from %s (%d errors)", len(environments), self.directory, len(errors))
 
     def get(self, slug: str) -> Environment | None:
-        if not self._signature:
+        if self._signature is None:
             self.reload_if_changed()
         return self.environments.get(slug)
 
@@ -97,7 +97,7 @@ class EnvironmentCatalog:
         return not env.access.groups or bool(set(env.access.groups) & set(groups))
 
     def visible_to(self, username: str, groups: set[str], is_admin: bool) -> list[Environment]:
-        if not self._signature:
+        if self._signature is None:
             self.reload_if_changed()
         return sorted(
             (env for env in self.environments.values() if self.may_start(env, username, groups, is_admin)),

@@ -31,6 +31,10 @@ def _type_of(schema: dict) -> str:
     return kind
 
 
+def _example(example) -> str:
+    return f"`{json.dumps(example, ensure_ascii=False)}`" if example != "" else ""
+
+
 def _rows(schema: dict, prefix: str = ""):
     for name, field in schema.get("properties", {}).items():
         path = f"{prefix}{name}"
@@ -38,7 +42,7 @@ def _rows(schema: dict, prefix: str = ""):
         example = field.get("examples", [""])[0]
         yield (
             f"| `{path}` | {_type_of(field)} | {json.dumps(default) if default != '' else ''} | "
-            f"{field.get('description', '')} | {f'`{json.dumps(example, ensure_ascii=False)}`' if example != '' else ''} |"
+            f"{field.get('description', '')} | {_example(example)} |"
         )
         if field.get("type") == "object":
             yield from _rows(field, f"{path}.")

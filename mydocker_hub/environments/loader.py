@@ -127,6 +127,10 @@ def load_text(text: str, source_file: str) -> tuple[Environment | None, list[Pro
     try:
         node = yaml.compose(text, Loader=_NoAliasLoader)
         data = yaml.load(text, Loader=_NoAliasLoader) if node is not None else None
+    except RecursionError:
+        return None, [ProfileError(source_file, 1, "(file)", "is nested too deeply to be an environment file")]
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        return None, [ProfileError(source_file, 1, "(file)", f"holds a value that cannot be read: {str(e)[:80]}")]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark else 1
@@ -348,7 +352,8 @@ def _build(data: dict, slug: str, positions: _Positions, source_file: str):
             if placeholder not in ("username", "password"):
                 err(
                     ("command",),
-                    f"unknown placeholder {{{placeholder}}} in word {index + 1}; only {{username}} and {{password}} exist",
+                    f"unknown placeholder {{{placeholder}}} in word {index + 1}; "
+                    "only {username} and {password} exist",
                 )
     if interface == "ssh" and not any(p.type == "ssh" for p in ports):
         err(("interface",), "is ssh but no port has type ssh; add e.g. ports: [{name: SSH, port: 2222, type: ssh}]")
@@ -376,7 +381,8 @@ def _build(data: dict, slug: str, positions: _Positions, source_file: str):
             elif placeholder not in ("PASSWORD", "USERNAME", "SERVER_URL"):
                 err(
                     ("display", "links", index, "url"),
-                    f"unknown placeholder {{{placeholder}}}; use {{HOST[<port>]}}, {{PASSWORD}}, {{USERNAME}} or {{SERVER_URL}}",
+                    f"unknown placeholder {{{placeholder}}}; "
+                    "use {HOST[<port>]}, {PASSWORD}, {USERNAME} or {SERVER_URL}",
                 )
     # MyDocker's {HOST['8888']} spelling is accepted and stored in ours
     links = tuple(Link(link.title, re.sub(r"\{HOST\[['\"](\d+)['\"]\]\}", r"{HOST[\1]}", link.url)) for link in links)

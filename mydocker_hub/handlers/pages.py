@@ -135,7 +135,7 @@ class EnvironmentStatusHandler(_EnvironmentPage):
             "environments_status.html",
             environments=environments,
             titles={env.slug: env.localized_title(lang) for env in environments},
-            errors=catalog.errors,
+            errors=[str(error).removeprefix(str(catalog.directory) + "/") for error in catalog.errors],
             directory=self.settings["mydocker_environments_dir"],
         )
         self.finish(html)
