@@ -30,7 +30,20 @@ ensure_apt() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+ensure_daemon_config() {
+  # containers of different users must not talk to each other on the default bridge (icc=false);
+  # an existing daemon.json is the admin's: it is left alone, with a warning when it allows it
+  local config=/etc/docker/daemon.json
+  mkdir -p /etc/docker
+  if [ ! -f "$config" ]; then
+    printf '{\n  "icc": false\n}\n' > "$config"
+  elif ! grep -q '"icc": *false' "$config"; then
+    log "warning: $config does not set \"icc\": false; users' containers can reach each other"
+  fi
+}
+
 ensure_docker_engine() {
+  ensure_daemon_config
   if docker info >/dev/null 2>&1; then return 0; fi
   ensure_apt docker.io iptables ca-certificates
   if ! docker info >/dev/null 2>&1; then

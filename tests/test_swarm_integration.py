@@ -44,6 +44,8 @@ def lab(hub):
     """The student's lab environment, started once for this module."""
     hub.ensure_user("student")
     hub.ensure_user("student2")
+    if hub.server_model("student", "lab"):
+        hub.stop_server("student", "lab")  # another module may have left it running
     seconds = hub.spawn("student", "lab")
     return {"seconds": seconds}
 
