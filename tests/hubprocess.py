@@ -65,6 +65,19 @@ interface: custom
 command: ["/bin/sh", "-c", "echo starting; exit 3"]
 ports: [{{name: web, port: 8888, type: http}}]
 """,
+    "too-big.yaml": f"""
+title: Needs more CPU than any node has
+image: {TEST_IMAGE}
+resources: {{cpu_limit: 64, cpu_reservation: 64}}
+""",
+    "tiny-memory.yaml": f"""
+title: Runs out of memory at start
+image: {TEST_IMAGE}
+interface: custom
+command: ["python3", "-c", "x = bytearray(200 * 1024 * 1024)"]
+ports: [{{name: web, port: 8888, type: http}}]
+resources: {{memory_limit: 64M}}
+""",
     "teachers-only.yaml": f"""
 title: Draft of a teacher
 image: {TEST_IMAGE}

@@ -160,6 +160,21 @@ def test_crashing_program_fails_fast_with_exit_code(hub):
     assert seconds < 60
 
 
+def test_no_node_with_the_resources_fails_with_that_reason(hub, docker_api, run_prefix):
+    hub.ensure_user("student")
+    message, seconds = hub.spawn_failure("student", "too-big")
+    assert "No server currently has enough free CPU" in message, message
+    assert seconds < 60, f"took {seconds:.0f}s (the start timeout is 600s)"
+    assert not docker_api.services(filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=too-big"]})
+
+
+def test_out_of_memory_at_start_is_named(hub):
+    hub.ensure_user("student")
+    message, seconds = hub.spawn_failure("student", "tiny-memory")
+    assert "ran out of memory" in message, message
+    assert seconds < 60
+
+
 def test_ssh_only_environment_gives_working_credentials(hub):
     hub.ensure_user("student")
     hub.spawn("student", "ssh")
