@@ -65,7 +65,8 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
     c.JupyterHub.cleanup_servers = False  # servers outlive hub restarts
     c.JupyterHub.allow_named_servers = True
-    c.JupyterHub.named_server_limit_per_user = 5
+    # every environment a student ever used is a named server: no cap on their number (running ones use resources)
+    c.JupyterHub.named_server_limit_per_user = 0
     c.JupyterHub.default_url = "/hub/home"
     c.JupyterHub.template_paths = [str(base_dir / "templates")]
     c.JupyterHub.jinja_environment_options = {"extensions": [I18nExtension]}

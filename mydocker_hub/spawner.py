@@ -30,6 +30,14 @@ from .swarm.specs import MANAGED_LABEL, ServiceRequest, build_service_spec
 from .swarm.watcher import SwarmWatcher
 
 
+class _PortConflict(Exception):
+    """Swarm cannot place or start the task: one of its host ports is taken on the node."""
+
+    def __init__(self, detail: str, ports: list[int]):
+        super().__init__(detail)
+        self.ports = ports
+
+
 class SwarmEnvironmentSpawner(SwarmSpawner):
     """Spawn the environment named by the server name, as a Swarm service."""
 
@@ -141,6 +149,13 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         help="""Port of that stub (fixed, so routes stay valid across hub restarts). Default: 8083.""",
     )
 
+    port_conflict_attempts = Integer(
+        3,
+        config=True,
+        help="""Attempts with freshly chosen ports when Swarm reports a host port already in use on the node
+        (taken by something this hub does not manage). Default: 3.""",
+    )
+
     @validate("host_port_range")
     def _validate_port_range(self, proposal):
         parse_port_range(proposal.value)
@@ -165,6 +180,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
 
     # -- shared machinery ---------------------------------------------------------------------------
     _reserved_ports: set[int] = set()  # allocated by starts whose service is not yet listed
+    _suspect_ports: set[int] = set()  # found taken on a node by something outside Swarm
     _warned_no_new_privileges = False
 
     @property
@@ -323,16 +339,33 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             raise self._fail("forbidden", f"You may not start the environment {env.slug!r}.", status_code=403)
         self.image = env.image
         self.default_url = ""
-        watcher = self.watcher
         self._emit(5, f"Requesting {env.localized_title('en')}")
 
         await self._remove_service_if_present()
         credentials = self._ensure_credentials()
         secret = await self._create_password_secret(credentials)
+        try:
+            for attempt in range(1, self.port_conflict_attempts + 1):
+                try:
+                    return await self._create_and_wait(env, began, credentials, secret)
+                except _PortConflict as conflict:
+                    # a process outside Swarm holds a port on the node: avoid those ports, pick others
+                    SwarmEnvironmentSpawner._suspect_ports.update(conflict.ports)
+                    self.log.warning("%s: %s (attempt %d)", self.service_name, conflict, attempt)
+                    await self.docker("remove_service", self.service_name)
+                    self._emit(10, "A network port was taken on the server; trying another one")
+            raise self._fail("port_conflict", "No free network port could be found on the server; please try again.")
+        except BaseException:
+            await self._remove_service_if_present()  # also forgets the secret just created
+            raise
 
+    async def _create_and_wait(self, env: Environment, began: float, credentials: Credentials, secret: dict):
+        watcher = self.watcher
         port_range = parse_port_range(self.host_port_range)
         wanted = (1 if env.serves_http else 0) + len(env.published_ports)
-        in_use = watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports
+        in_use = (
+            watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports | SwarmEnvironmentSpawner._suspect_ports
+        )
         allocated = pick_free_ports(port_range, in_use, wanted)
         SwarmEnvironmentSpawner._reserved_ports.update(allocated)
         ports = list(allocated)
@@ -366,23 +399,24 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             self.log.info("Created service %s for %s (image %s)", self.service_name, self._log_name, env.image)
             try:
                 node_id = await self._wait_for_task_running(env, began)
-                node_ip = self.node_address or watcher.node_address(node_id) or "127.0.0.1"
-                if node_ip in ("0.0.0.0", ""):
-                    node_ip = "127.0.0.1"
-                ready_began = time.monotonic()
-                if env.serves_http:
-                    await self._wait_for_http(env, node_ip, http_port)
-                    target = (node_ip, http_port)
-                else:
-                    if tcp_ports:
-                        await self._wait_for_tcp(env, node_ip, next(iter(tcp_ports.values())))
-                    target = await ConnectionStub.shared(
-                        self.connection_stub_ip, self.connection_stub_port, self.hub.base_url
-                    )
-                metrics.SPAWN_DURATION.labels(env.slug, "server_ready").observe(time.monotonic() - ready_began)
-            except BaseException:
-                await self._remove_service_if_present()
+            except SpawnException as e:
+                if e.reason == "port_conflict":
+                    raise _PortConflict(e.log_message, allocated) from None
                 raise
+            node_ip = self.node_address or watcher.node_address(node_id) or "127.0.0.1"
+            if node_ip in ("0.0.0.0", ""):
+                node_ip = "127.0.0.1"
+            ready_began = time.monotonic()
+            if env.serves_http:
+                await self._wait_for_http(env, node_ip, http_port)
+                target = (node_ip, http_port)
+            else:
+                if tcp_ports:
+                    await self._wait_for_tcp(env, node_ip, next(iter(tcp_ports.values())))
+                target = await ConnectionStub.shared(
+                    self.connection_stub_ip, self.connection_stub_port, self.hub.base_url
+                )
+            metrics.SPAWN_DURATION.labels(env.slug, "server_ready").observe(time.monotonic() - ready_began)
         finally:
             SwarmEnvironmentSpawner._reserved_ports.difference_update(allocated)
         self._emit(100, "Environment ready")
@@ -416,16 +450,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         )
         return {"ID": created["ID"], "Name": name}
 
-    async def _remove_secrets(self):
-        secrets = await self.docker("secrets", filters={"label": f"org.mydocker.service={self.service_name}"})
-        for secret in secrets:
-            try:
-                await self.docker("remove_secret", secret["ID"])
-            except APIError as e:
-                if e.response is None or e.response.status_code not in (404, 409):
-                    raise
-
     async def _remove_service_if_present(self):
+        """Remove this server's service (gone already is fine), then its password secrets in the background."""
+        secret_ids = [
+            secret["ID"]
+            for secret in await self.docker("secrets", filters={"label": f"org.mydocker.service={self.service_name}"})
+        ]
         try:
             await self.docker("remove_service", self.service_name)
             self.log.info("Removed service %s", self.service_name)
@@ -433,13 +463,28 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             if e.response is None or e.response.status_code != 404:
                 raise
         self.object_id = ""
-        # a secret in use by a task still shutting down answers 409; retry briefly
-        for attempt in range(20):
-            try:
-                await self._remove_secrets()
+        if secret_ids:
+            # a secret stays in use (409) until the old container has stopped: do not make stop wait for that
+            asyncio.ensure_future(self._remove_secrets_when_free(secret_ids))
+
+    async def _remove_secrets_when_free(self, secret_ids: list[str]) -> None:
+        remaining = list(secret_ids)
+        for attempt in range(40):
+            still_used = []
+            for secret_id in remaining:
+                try:
+                    await self.docker("remove_secret", secret_id)
+                except APIError as e:
+                    status = e.response.status_code if e.response is not None else None
+                    if status == 409:
+                        still_used.append(secret_id)
+                    elif status != 404:
+                        self.log.warning("Cannot remove secret %s of %s: %s", secret_id[:12], self.service_name, e)
+            remaining = still_used
+            if not remaining:
                 return
-            except APIError:
-                await asyncio.sleep(0.25 * (attempt + 1))
+            await asyncio.sleep(min(1 + attempt, 10))
+        self.log.warning("Secrets %s of %s are still in use; left in place", remaining, self.service_name)
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:
         """Follow the service's task through the shared watcher until it runs; fail fast otherwise."""
@@ -468,6 +513,8 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                 return task.get("NodeID", "")
             if state == "pending":
                 failure = diagnose.diagnose_pending(task)
+                if failure and failure.reason == "port_conflict":
+                    raise self._fail(failure.reason, failure.message, failure.detail)
                 if failure:
                     unschedulable_since = unschedulable_since or time.monotonic()
                     if time.monotonic() - unschedulable_since > self.unschedulable_grace:

@@ -51,6 +51,7 @@ def test_failed_tasks_are_explained(the_task, reason, fragment):
     [
         pytest.param("no suitable node (insufficient resources on 1 node)", "no_resources", id="resources"),
         pytest.param("no suitable node (scheduling constraints not satisfied on 1 node)", "no_node", id="constraints"),
+        pytest.param("no suitable node (host-mode port already in use on 1 node)", "port_conflict", id="port-taken"),
         pytest.param("", None, id="just-waiting"),
     ],
 )

@@ -165,7 +165,8 @@ def test_no_node_with_the_resources_fails_with_that_reason(hub, docker_api, run_
     message, seconds = hub.spawn_failure("student", "too-big")
     assert "No server currently has enough free CPU" in message, message
     assert seconds < 60, f"took {seconds:.0f}s (the start timeout is 600s)"
-    assert not docker_api.services(filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=too-big"]})
+    labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=too-big"]
+    assert not docker_api.services(filters={"label": labels}), "the failed service is removed"
 
 
 def test_out_of_memory_at_start_is_named(hub):
@@ -175,7 +176,7 @@ def test_out_of_memory_at_start_is_named(hub):
     assert seconds < 60
 
 
-def test_ssh_only_environment_gives_working_credentials(hub):
+def test_ssh_only_environment_gives_working_credentials(hub, docker_api, run_prefix):
     hub.ensure_user("student")
     hub.spawn("student", "ssh")
     session = hub.login("student")
@@ -219,6 +220,12 @@ def test_ssh_only_environment_gives_working_credentials(hub):
         )
     bad.close()
     hub.stop_server("student", "ssh")
+    # the password's Swarm secret does not outlive the server
+    wait_for(
+        lambda: not docker_api.secrets(filters={"label": f"org.mydocker.service={run_prefix}-student--ssh"}),
+        60,
+        message="the password secret to be removed",
+    )
 
 
 def test_progress_and_metrics_report_phases(hub, lab):
@@ -230,3 +237,32 @@ def test_progress_and_metrics_report_phases(hub, lab):
     text = hub.metrics()
     for phase in ("scheduling", "pull", "start", "server_ready", "total"):
         assert f'mydocker_spawn_duration_seconds_count{{environment="lab",phase="{phase}"}}' in text, phase
+
+
+def test_a_port_taken_outside_swarm_is_avoided(tmp_path, run_prefix, docker_api):
+    """A node port held by a process Swarm does not know about: the start picks another port and succeeds."""
+    import socket
+
+    from .hubprocess import Hub, free_port
+
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken = free_port()
+    holder.bind(("0.0.0.0", taken))
+    holder.listen()
+    small_hub = Hub(
+        tmp_path, run_prefix, extra_config=f'\nc.SwarmEnvironmentSpawner.host_port_range = "{taken}-{taken + 1}"\n'
+    )
+    small_hub.start()
+    try:
+        small_hub.ensure_user("porter")
+        small_hub.spawn("porter", "lab")
+        [service] = docker_api.services(
+            filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=porter"]}
+        )
+        published = [p["PublishedPort"] for p in service["Spec"]["EndpointSpec"]["Ports"]]
+        assert published == [taken + 1]
+        small_hub.stop_server("porter", "lab")
+    finally:
+        small_hub.stop()
+        holder.close()

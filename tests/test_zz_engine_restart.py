@@ -72,7 +72,7 @@ def test_users_containers_cannot_reach_each_other(hub, docker_api, run_prefix):
     """With the node settings of ensure-system.sh (icc=false), one user's container cannot open another's port."""
     info = docker_api.inspect_network("bridge")
     if info.get("Options", {}).get("com.docker.network.bridge.enable_icc") != "false":
-        pytest.fail("the engine runs with icc enabled: start it through scripts/ensure-system.sh (daemon.json icc=false)")
+        pytest.fail("the engine runs with icc enabled: start it with scripts/ensure-system.sh (daemon.json icc=false)")
     hub.ensure_user("student")
     hub.ensure_user("student2")
     for user in ("student", "student2"):
@@ -87,7 +87,8 @@ def test_users_containers_cannot_reach_each_other(hub, docker_api, run_prefix):
         containers[user] = next(t for t in tasks if t["Status"]["State"] == "running")["Status"]["ContainerStatus"][
             "ContainerID"
         ]
-    victim_ip = docker_api.inspect_container(containers["student"])["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    networks = docker_api.inspect_container(containers["student"])["NetworkSettings"]["Networks"]
+    victim_ip = networks["bridge"]["IPAddress"]
     probe = (
         "import socket,sys\n"
         "s=socket.socket(); s.settimeout(3)\n"

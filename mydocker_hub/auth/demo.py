@@ -51,6 +51,10 @@ class DemoAuthenticator(PagesMixin, Authenticator):
     def _default_manage_groups(self):
         return True
 
+    @default("any_allow_config")
+    def _default_any_allow_config(self):
+        return True  # the demo accounts are the allow list
+
     def check_allowed(self, username, authentication=None):
         return username in self.demo_accounts
 

@@ -37,11 +37,15 @@ def format_bytes(size: int | None) -> str:
 
 
 def interfaces_of(env: Environment) -> list[str]:
-    names = [INTERFACE_NAMES.get(env.interface, env.interface)]
+    names = (
+        [] if env.interface in ("ssh", "custom") and env.ports else [INTERFACE_NAMES.get(env.interface, env.interface)]
+    )
     for port in env.ports:
-        label = f"{port.name} ({port.type.upper()} {port.port})"
-        if label not in names:
-            names.append(label)
+        names.append(
+            f"{port.name} ({port.type.upper()} {port.port})"
+            if port.name.upper() != port.type.upper()
+            else f"{port.type.upper()} ({port.port})"
+        )
     return names
 
 

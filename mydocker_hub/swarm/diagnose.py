@@ -85,6 +85,8 @@ def _exit_code_from(err: str) -> str:
 def diagnose_pending(task: dict) -> Failure | None:
     """A pending task that cannot be scheduled (no node with the resources or labels), else None."""
     err = _err(task).lower()
+    if "port already in use" in err or "port is already allocated" in err:
+        return Failure("port_conflict", "A network port was taken on the server; please try again.", _err(task))
     if "insufficient resources" in err:
         return Failure(
             "no_resources",
@@ -92,7 +94,7 @@ def diagnose_pending(task: dict) -> Failure | None:
             "Stop another of your environments or try again later; teachers can lower its reservations.",
             _err(task),
         )
-    if "constraint" in err or "no suitable node" in err:
+    if "constraint" in err or "no suitable node" in err:  # checked last: Swarm says this before every reason
         return Failure(
             "no_node",
             "No server matches this environment's placement (node pool). "

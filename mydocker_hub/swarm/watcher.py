@@ -22,6 +22,7 @@ class Snapshot:
     tasks: dict[str, list[dict]] = field(default_factory=dict)  # service ID -> tasks, newest created first
     nodes: dict[str, dict] = field(default_factory=dict)  # node ID -> node JSON
     taken_at: float = 0.0  # time.monotonic() of the listing
+    published_ports: set[int] = field(default_factory=set)  # host ports published by any service of the Swarm
 
 
 class SwarmWatcher:
@@ -85,7 +86,15 @@ class SwarmWatcher:
                 pass
 
     async def refresh(self) -> Snapshot:
-        services = await self.docker.call("services", filters={"label": f"{MANAGED_LABEL}={self.hub_label}"})
+        every_service = await self.docker.call("services")
+        services = [
+            s for s in every_service if s.get("Spec", {}).get("Labels", {}).get(MANAGED_LABEL) == self.hub_label
+        ]
+        published = set()
+        for service in every_service:  # ports of every service on the Swarm, ours or not
+            for port in service.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
+                if port.get("PublishedPort"):
+                    published.add(port["PublishedPort"])
         ids = [service["ID"] for service in services]
         tasks: dict[str, list[dict]] = {service_id: [] for service_id in ids}
         if ids:
@@ -104,6 +113,7 @@ class SwarmWatcher:
             tasks=tasks,
             nodes=nodes,
             taken_at=now,
+            published_ports=published,
         )
         self.healthy = True
         self.last_error = ""
@@ -131,12 +141,7 @@ class SwarmWatcher:
         return self.snapshot.tasks.get(service["ID"], []) if service else []
 
     def used_host_ports(self) -> set[int]:
-        ports: set[int] = set()
-        for service in self.snapshot.services.values():
-            for port in service.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
-                if port.get("PublishedPort"):
-                    ports.add(port["PublishedPort"])
-        return ports
+        return set(self.snapshot.published_ports)
 
     def node_address(self, node_id: str) -> str | None:
         node = self.snapshot.nodes.get(node_id)
