@@ -159,7 +159,7 @@ c.JupyterHub.allow_named_servers = False
             elif not state and time.monotonic() - began[user] > 5:
                 failed.add(user)
         peak_rss = max(peak_rss, proc_stats(hub.process.pid)[1])
-        time.sleep(0.5)
+        time.sleep(0.2)
     # stop all at once
     stop_began = time.monotonic()
 

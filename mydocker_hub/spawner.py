@@ -103,9 +103,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         Default: 5. Every spawner reads the shared listing, so poll costs no Docker call.""",
     )
     watch_fast_interval = Float(
-        0.5,
+        0.25,
         config=True,
-        help="""Seconds between listings while some start is waiting for Swarm. Default: 0.5.""",
+        help="""Seconds between listings while some start is waiting for Swarm. Default: 0.25.""",
     )
     unschedulable_grace = Float(
         15.0,
@@ -539,10 +539,13 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         return None
 
     async def _wait_for_http(self, env: Environment, ip: str, port: int) -> None:
-        """Until the server answers (any HTTP status), or its task fails."""
+        """Until the server answers (any HTTP status), or its task fails.
+
+        A refused connection costs nothing, so ask often at first (servers start in seconds), then calm down.
+        """
         url = f"http://{ip}:{port}{self.server.base_url}api"
         client = AsyncHTTPClient()
-        delay = 0.1
+        began = time.monotonic()
         while True:
             failure = self._task_failure(env)
             if failure:
@@ -550,13 +553,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             try:
                 await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
                 return
-            except (OSError, Exception) as e:  # refused / reset while the server boots
+            except Exception as e:  # refused / reset while the server boots
                 self.log.debug("%s not answering yet: %s", self._log_name, e)
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            await asyncio.sleep(0.1 if time.monotonic() - began < 30 else 1.0)
 
     async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
-        delay = 0.1
+        began = time.monotonic()
         while True:
             failure = self._task_failure(env)
             if failure:
@@ -566,8 +568,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                 writer.close()
                 return
             except (OSError, asyncio.TimeoutError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 1.5, 1.0)
+                await asyncio.sleep(0.1 if time.monotonic() - began < 30 else 1.0)
 
     # -- poll and stop ------------------------------------------------------------------------------
     async def poll(self):

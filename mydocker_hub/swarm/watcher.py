@@ -31,7 +31,7 @@ class SwarmWatcher:
         docker: AsyncDocker,
         hub_label: str,
         interval: float = 5.0,
-        fast_interval: float = 0.5,
+        fast_interval: float = 0.25,
         log: logging.Logger | None = None,
     ):
         self.docker = docker
