@@ -31,7 +31,7 @@ import docker
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.hubprocess import Hub  # noqa: E402
+from tests.hubprocess import Hub, free_port  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -54,7 +54,7 @@ def run_raw(image: str, count: int, prefix: str, timeout: float = 600) -> dict:
     ports = {}
     began = {}
     for i in range(count):
-        port = 33000 + i
+        port = free_port()  # a port nothing holds right now (fixed ports collide with ephemeral ones)
         name = f"{prefix}-raw-{i}"
         began[name] = time.monotonic()
         client.create_service(
@@ -71,7 +71,7 @@ def run_raw(image: str, count: int, prefix: str, timeout: float = 600) -> dict:
                     ],
                     user="1000:100",
                 ),
-                restart_policy=docker.types.RestartPolicy(condition="none"),
+                restart_policy=docker.types.RestartPolicy(condition="on-failure", delay=1_000_000_000),
             ),
             name=name,
             endpoint_spec=docker.types.EndpointSpec(ports={port: (8888, "tcp", "host")}),

@@ -4,7 +4,7 @@
 # and a Python virtual environment with the package. Each step checks before it acts.
 #
 #   scripts/ensure-system.sh            # hub only
-#   scripts/ensure-system.sh --test     # plus test tools (Chromium, PostgreSQL client tools, test extras)
+#   scripts/ensure-system.sh --test     # plus test tools (Chromium, test extras)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,7 +91,7 @@ ensure_venv() {
 }
 
 ensure_test_tools() {
-  ensure_apt chromium fonts-dejavu-core openssh-client postgresql
+  ensure_apt chromium fonts-dejavu-core
 }
 
 ensure_apt debootstrap python3-venv git

@@ -78,7 +78,11 @@ class SwarmWatcher:
                     self.log.warning("Swarm watcher cannot list services: %s", e)
                 self.healthy = False
                 self.last_error = str(e)
-            delay = self.fast_interval if self._waiters else self.interval
+            # fast while starts wait, but never listing more than a few times a second in all:
+            # with a whole class starting at once, the engine and the hub need their CPU for the servers
+            delay = (
+                min(self.interval, max(self.fast_interval, 0.02 * self._waiters)) if self._waiters else self.interval
+            )
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
