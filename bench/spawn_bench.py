@@ -262,8 +262,10 @@ def main() -> None:
             parts.append(f"max ours/raw {max(ours['ready']) / max(raw['ready']):.2f}")
         if ours and stock and ours["ready"] and stock["ready"]:
             parts.append(f"max ours/stock {max(ours['ready']) / max(stock['ready']):.2f}")
-        if ours and stock:
-            parts.append(f"stop ours/stock {ours['stop'] / stock['stop']:.2f}" if stock["stop"] else "")
+        if ours and stock and stock["ready"] and stock["stop"]:
+            parts.append(f"stop ours/stock {ours['stop'] / stock['stop']:.2f}")
+        if stock and not stock["ready"]:
+            parts.append(f"stock started none of {size}")
         print(f"N={size}: " + ", ".join(p for p in parts if p))
 
 

@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from .loader import ProfileError, load_file, profile_files
+from .loader import ProfileError, load_file, merge_profiles, profile_files
 from .model import Environment
 
 
@@ -48,30 +48,18 @@ class EnvironmentCatalog:
             return True
 
     def _reload(self) -> None:
-        environments: dict[str, Environment] = {}
-        errors: list[ProfileError] = []
-        by_file: dict[str, Environment] = {}
+        loaded = []
         for path in profile_files(self.directory):
             name = str(path)
             environment, file_errors = load_file(path)
-            if file_errors:
-                previous = self._by_file.get(name)
-                note = " (still serving the previous version of this file)" if previous else ""
-                for error in file_errors:
-                    errors.append(ProfileError(error.file, error.line, error.field, error.message + note))
-                environment = previous
-            if environment is None:
-                continue
-            if environment.slug in environments:
-                first = environments[environment.slug].source_file
-                errors.append(
-                    ProfileError(
-                        name, 1, "slug", f"{environment.slug!r} is already used by {first}; choose another slug"
-                    )
-                )
-                continue
-            environments[environment.slug] = environment
-            by_file[name] = environment
+            if file_errors and name in self._by_file:
+                # a broken edit: keep serving the last valid version of this file, and say so
+                environment = self._by_file[name]
+                note = " (still serving the previous version of this file)"
+                file_errors = [ProfileError(e.file, e.line, e.field, e.message + note) for e in file_errors]
+            loaded.append((name, environment, file_errors))
+        environments, errors = merge_profiles(loaded)
+        by_file = {environment.source_file: environment for environment in environments.values()}
         for error in errors:
             if error not in self.errors:
                 self.log.warning("Environment file error: %s", error)

@@ -458,24 +458,26 @@ def _parse_time(value: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=default_timezone())
 
 
-def load_directory(directory) -> tuple[dict[str, Environment], list[ProfileError]]:
+def merge_profiles(loaded) -> tuple[dict[str, Environment], list[ProfileError]]:
+    """Gather ``(file name, environment or None, errors)`` of each file; a slug used twice is an error."""
     environments: dict[str, Environment] = {}
     errors: list[ProfileError] = []
-    for path in profile_files(directory):
-        environment, file_errors = load_file(path)
+    for name, environment, file_errors in loaded:
         errors.extend(file_errors)
         if environment is None:
             continue
         if environment.slug in environments:
             first = environments[environment.slug].source_file
             errors.append(
-                ProfileError(
-                    str(path), 1, "slug", f"{environment.slug!r} is already used by {first}; choose another slug"
-                )
+                ProfileError(name, 1, "slug", f"{environment.slug!r} is already used by {first}; choose another slug")
             )
             continue
         environments[environment.slug] = environment
     return environments, errors
+
+
+def load_directory(directory) -> tuple[dict[str, Environment], list[ProfileError]]:
+    return merge_profiles((str(path), *load_file(path)) for path in profile_files(directory))
 
 
 def profile_files(directory) -> list[Path]:
