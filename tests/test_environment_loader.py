@@ -75,6 +75,9 @@ VALID = "title: Python\nimage: mydocker/jupyterlab:latest\n"
             id="session-order",
         ),
         pytest.param("a: &x [1]\nb: *x\n", 2, "(file)", "aliases", id="no-yaml-aliases"),
+        pytest.param(
+            "title: x\nimage: 'Python 3; rm -rf /'\n", 2, "image", "registry/]name[:tag]", id="image-reference"
+        ),
     ],
 )
 def test_bad_files_are_explained(text, line, field, fragment):

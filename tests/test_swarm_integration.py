@@ -266,3 +266,21 @@ def test_a_port_taken_outside_swarm_is_avoided(tmp_path, run_prefix, docker_api)
     finally:
         small_hub.stop()
         holder.close()
+
+
+def test_join_link_starts_the_environment_and_carries_the_path(hub):
+    hub.ensure_user("student2")
+    if hub.server_model("student2", "lab"):
+        hub.stop_server("student2", "lab")
+    session = hub.login("student2")
+    response = session.get(f"{hub.url}/hub/join/lab/user-redirect/lab/tree/notes.ipynb")
+    # the spawn-pending page, then the environment, at the path the link asked for
+    wait_for(lambda: (hub.server_model("student2", "lab") or {}).get("ready"), 120, message="join started lab")
+    response = session.get(response.url)
+    assert response.url == f"{hub.url}/user/student2/lab/lab/tree/notes.ipynb", response.url
+    assert response.status_code == 200
+    # a link to an environment the student may not see says so, and starts nothing
+    hidden = session.get(f"{hub.url}/hub/join/teachers-only")
+    assert hidden.status_code == 404 and "teachers-only" in hidden.text
+    assert hub.server_model("student2", "teachers-only") is None
+    hub.stop_server("student2", "lab")
