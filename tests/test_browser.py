@@ -72,6 +72,16 @@ def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
     row = page.locator('.home-server-row[data-server-name="lab"]')
     expect(row.locator(".mydocker-status")).to_have_attribute("data-status", "running")
     page.screenshot(path=shots / "home-en.png", full_page=True)
+    # its connection page opens the interface and stops it
+    row.locator("a", has_text="Connection").click()
+    expect(page.locator(".mydocker-open-interface")).to_have_attribute("href", "/user/student/lab/")
+    page.screenshot(path=shots / "connection-lab.png", full_page=True)
+    page.locator(".mydocker-stop").click()
+    page.wait_for_url(f"{hub.url}/hub/home")
+    expect(page.locator('.home-server-row[data-server-name="lab"] .mydocker-status')).to_have_attribute(
+        "data-status", "stopped"
+    )
+    assert hub.server_model("student", "lab") is None
     context.close()
 
 
