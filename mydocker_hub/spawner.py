@@ -238,8 +238,14 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         super().clear_state()
         self._credentials_token = token
 
+    _credential_stores: dict[str, CredentialStore] = {}
+
     def _credential_store(self) -> CredentialStore:
-        return CredentialStore.from_environment(self.credentials_key_file)
+        """One store per key file for the process (keys are read once, not at every page view)."""
+        stores = SwarmEnvironmentSpawner._credential_stores
+        if self.credentials_key_file not in stores:
+            stores[self.credentials_key_file] = CredentialStore.from_environment(self.credentials_key_file)
+        return stores[self.credentials_key_file]
 
     def credentials(self) -> Credentials | None:
         """This server's login and password (decrypted on demand, never logged)."""
@@ -306,6 +312,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         self._events_changed = asyncio.Event()
         self._start_done = False
         began = time.monotonic()
+        await asyncio.to_thread(self.catalog.reload_if_changed)  # a `git pull` since the last look
         env = self.profile
         slug = env.slug if env else (self.name or "default")
         try:

@@ -284,3 +284,13 @@ def test_join_link_starts_the_environment_and_carries_the_path(hub):
     assert hidden.status_code == 404 and "teachers-only" in hidden.text
     assert hub.server_model("student2", "teachers-only") is None
     hub.stop_server("student2", "lab")
+
+
+def test_a_file_added_by_git_pull_is_startable_without_restart(hub):
+    hub.ensure_user("student2")
+    (hub.environments / "added-later.yaml").write_text("title: Added later\nimage: mydocker/minimal:latest\n")
+    try:
+        hub.spawn("student2", "added-later")
+        hub.stop_server("student2", "added-later")
+    finally:
+        (hub.environments / "added-later.yaml").unlink()
