@@ -44,7 +44,6 @@ class SwarmWatcher:
         self.last_error = ""
         self._waiters = 0
         self._changed = asyncio.Event()
-        self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._nodes_at = 0.0
 
@@ -78,16 +77,15 @@ class SwarmWatcher:
                     self.log.warning("Swarm watcher cannot list services: %s", e)
                 self.healthy = False
                 self.last_error = str(e)
-            # fast while starts wait, but never listing more than a few times a second in all:
-            # with a whole class starting at once, the engine and the hub need their CPU for the servers
-            delay = (
-                min(self.interval, max(self.fast_interval, 0.02 * self._waiters)) if self._waiters else self.interval
-            )
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Sleep until the next listing is due; the pace is re-read as waiters come and go."""
+        while True:
+            remaining = self.snapshot.taken_at + self._delay() - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, self.fast_interval))
 
     async def refresh(self) -> Snapshot:
         every_service = await self.docker.call("services")
@@ -125,12 +123,18 @@ class SwarmWatcher:
         changed.set()
         return self.snapshot
 
+    def _delay(self) -> float:
+        """Seconds until the next listing: fast while starts wait, but with a whole class waiting at once
+        at most a couple of listings a second, so that the engine and the hub leave the CPU to the servers."""
+        if not self._waiters:
+            return self.interval
+        return min(self.interval, max(self.fast_interval, 0.02 * self._waiters))
+
     async def next_snapshot(self, timeout: float | None = None) -> Snapshot:
-        """Wait for the next listing (asking the loop to hurry), then return it."""
+        """Wait for the next listing, then return it (the loop paces listings by the number of waiters)."""
         self._waiters += 1
         try:
             changed = self._changed
-            self._wake.set()
             await asyncio.wait_for(changed.wait(), timeout)
             return self.snapshot
         finally:
