@@ -505,10 +505,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             tasks = watcher.tasks(self.service_name)
             if not tasks:
                 continue
-            failed = diagnose.first_failure(tasks)
-            if failed:
-                failure = diagnose.diagnose_failed(failed, env.image)
-                raise self._fail(failure.reason, failure.message, f"{self.service_name}: {failure.detail}")
+            failure = self._task_failure(env)
+            if failure:
+                raise failure
             task = tasks[0]
             state = diagnose.task_state(task)
             if state != last_state:

@@ -11,7 +11,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
-from docker.errors import APIError, NotFound  # noqa: F401  (re-exported for callers)
 
 
 class AsyncDocker:

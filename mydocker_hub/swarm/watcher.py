@@ -62,10 +62,6 @@ class SwarmWatcher:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-
     async def _run(self) -> None:
         while True:
             try:
