@@ -14,3 +14,4 @@ c = get_config()  # noqa: F821 (provided by JupyterHub)
 
 mydocker_config.apply(c, base_dir=here, demo=os.environ.get("MYDOCKER_DEMO") == "1")
 mydocker_config.load_escape_hatch(c, os.environ.get("MYDOCKER_CONFIG_D", here / "jupyterhub_config.d"))
+mydocker_config.finalize(c)

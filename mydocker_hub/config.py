@@ -88,14 +88,38 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.Spawner.consecutive_failure_limit = 0
 
     # -- authentication -----------------------------------------------------------------------------
+    # one authenticator with several doors: federation (OIDC), LTI 1.3 platforms, demo accounts
+    c.JupyterHub.authenticator_class = "mydocker_hub.auth.authenticator.MyDockerAuthenticator"
+    c.MyDockerAuthenticator.lti_tool_key_file = str(data_dir / "lti_tool_key.pem")
     if demo:
-        c.JupyterHub.authenticator_class = "mydocker_hub.auth.demo.DemoAuthenticator"
-        c.DemoAuthenticator.demo_mode = True
-        c.DemoAuthenticator.demo_password = os.environ.get("MYDOCKER_DEMO_PASSWORD") or _read_or_create_secret(
+        c.MyDockerAuthenticator.demo_mode = True
+        c.MyDockerAuthenticator.demo_password = os.environ.get("MYDOCKER_DEMO_PASSWORD") or _read_or_create_secret(
             data_dir / "demo_password"
         )
         c.Authenticator.admin_users = {"admin"}
         c.JupyterHub.template_vars = {"mydocker_demo_accounts": ["student", "teacher", "admin"]}
+
+
+def finalize(c) -> None:
+    """Settings derived from others, applied after the escape hatch.
+
+    When an admin lets a registered LTI platform embed the hub (``allow_embedding``), the hub's and the
+    servers' cookies become ``SameSite=None; Secure`` (the only ones that survive in Moodle's iframe) and
+    every page may be framed by that platform (``Content-Security-Policy: frame-ancestors``).
+    """
+    from .lti.platforms import PlatformRegistry, parse_platforms
+
+    entries = c.MyDockerAuthenticator.lti_platforms if "lti_platforms" in c.MyDockerAuthenticator else []
+    origins = PlatformRegistry(parse_platforms(list(entries))).embedding_origins
+    if not origins:
+        return
+    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    settings["cookie_options"] = {**settings.get("cookie_options", {}), "SameSite": "None", "Secure": True}
+    headers = dict(settings.get("headers", {}))
+    headers["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(origins)
+    settings["headers"] = headers
+    c.JupyterHub.tornado_settings = settings
+    c.SwarmEnvironmentSpawner.frame_ancestors = origins
 
 
 def load_escape_hatch(c, directory: Path | str) -> None:

@@ -82,6 +82,32 @@ FRENCH = {
     "never": "jamais",
     "Admin": "Administration",
     "Teaching": "Enseignement",
+    "Sign in with %(service)s": "Se connecter avec %(service)s",
+    "With your institution's account (education and research federation).": (
+        "Avec le compte de votre établissement (fédération Éducation-Recherche)."
+    ),
+    "From Moodle: open the activity in your course, you will be signed in automatically.": (
+        "Depuis Moodle : ouvrez l'activité de votre cours, vous serez connecté automatiquement."
+    ),
+    "No way to sign in is configured on this hub yet: ask its administrators.": (
+        "Aucun moyen de connexion n'est encore configuré sur ce hub : contactez ses administrateurs."
+    ),
+    "This environment opens in its own window.": "Cet environnement s'ouvre dans sa propre fenêtre.",
+    "Open in a new window": "Ouvrir dans une nouvelle fenêtre",
+    "Your browser keeps you signed in there. If nothing opens, allow pop-ups for this site.": (
+        "Vous y resterez connecté. Si rien ne s'ouvre, autorisez les fenêtres pop-up pour ce site."
+    ),
+    "Add an environment to your course": "Ajouter un environnement à votre cours",
+    "Students who open it join the group %(group)s; an environment's access.groups can name it.": (
+        "Les étudiants qui l'ouvrent rejoignent le groupe %(group)s ; le champ access.groups d'un "
+        "environnement peut le nommer."
+    ),
+    "You cannot publish any environment yet: it must be ready or in test, and visible to you.": (
+        "Vous ne pouvez encore publier aucun environnement : il doit être prêt ou en test, et visible pour vous."
+    ),
+    "Add to the course": "Ajouter au cours",
+    "Returning to Moodle…": "Retour vers Moodle…",
+    "Continue": "Continuer",
 }
 
 TRANSLATIONS = {"fr": FRENCH}

@@ -131,6 +131,13 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         help="""Ask Swarm for ``no-new-privileges`` (honoured by engines with API >= 1.44; older
         engines ignore it, and a warning says so at the first start). Default: True.""",
     )
+    frame_ancestors = List(
+        Unicode(),
+        config=True,
+        help="""Origins (``https://moodle.example.fr``) allowed to frame the servers, passed to images as
+        ``MYDOCKER_FRAME_ANCESTORS`` (see images/README.md). Set by mydocker_hub.config from the LTI
+        platforms whose embedding is enabled. Default: none (same origin only).""",
+    )
     credentials_key_file = Unicode(
         "mydocker_crypt_key",
         config=True,
@@ -333,6 +340,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         error = SpawnException(message, reason=reason, log_message=log_message or message, status_code=status_code)
         error.jupyterhub_message = message  # what the progress page shows; the log keeps log_message
         return error
+
+    def get_env(self):
+        env = super().get_env()
+        if self.frame_ancestors:
+            env["MYDOCKER_FRAME_ANCESTORS"] = " ".join(self.frame_ancestors)
+        return env
 
     async def _start_environment(self, env: Environment | None, began: float):
         if env is None:

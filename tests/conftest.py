@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -25,6 +26,11 @@ def docker_api():
     return client
 
 
+def identity_prefix(run_prefix: str) -> str:
+    """Prefix of the second hub (LTI + federation tests); its names start with the run prefix too."""
+    return run_prefix + "i"
+
+
 @pytest.fixture(scope="session")
 def run_prefix():
     return f"mdt{secrets.token_hex(3)}"
@@ -37,16 +43,19 @@ def cleanup_docker(request, run_prefix):
         client = docker.APIClient(version="auto")
     except Exception:
         return
-    for service in client.services(filters={"label": f"org.mydocker.managed={run_prefix}"}):
-        client.remove_service(service["ID"])
+    prefixes = (run_prefix, identity_prefix(run_prefix))
+    for prefix in prefixes:
+        for service in client.services(filters={"label": f"org.mydocker.managed={prefix}"}):
+            client.remove_service(service["ID"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and client.containers(all=True, filters={"name": run_prefix}):
         time.sleep(0.5)
-    for secret in client.secrets(filters={"label": f"org.mydocker.managed={run_prefix}"}):
-        try:
-            client.remove_secret(secret["ID"])
-        except docker.errors.APIError:
-            pass
+    for prefix in prefixes:
+        for secret in client.secrets(filters={"label": f"org.mydocker.managed={prefix}"}):
+            try:
+                client.remove_secret(secret["ID"])
+            except docker.errors.APIError:
+                pass
     for volume in (client.volumes(filters={"name": run_prefix}) or {}).get("Volumes") or []:
         try:
             client.remove_volume(volume["Name"], force=True)
@@ -78,3 +87,33 @@ def hub(tmp_path_factory, run_prefix, docker_api):
     hub.stop()
     if os.environ.get("MYDOCKER_KEEP_HUB_LOGS"):
         shutil.copy(hub.log_path, os.environ["MYDOCKER_KEEP_HUB_LOGS"])
+
+
+# -- a real browser (Debian's Chromium driven by Playwright) ------------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    directory = Path(os.environ.get("MYDOCKER_SCREENSHOTS", tmp_path))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

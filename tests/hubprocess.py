@@ -111,11 +111,11 @@ c.JupyterHub.services = [{{"name": "test-admin", "api_token": {self.token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "admin:groups",
     "access:servers", "read:metrics", "tokens"], "services": ["test-admin"]}}]
 c.JupyterHub.log_level = "DEBUG"
-c.DemoAuthenticator.demo_accounts = {{
-    "student": {{"admin": False, "groups": []}},
-    "student2": {{"admin": False, "groups": []}},
-    "teacher": {{"admin": False, "groups": ["teacher"]}},
-    "admin": {{"admin": True, "groups": ["teacher"]}},
+c.MyDockerAuthenticator.demo_accounts = {{
+    "student": {{"role": "student"}},
+    "student2": {{"role": "student"}},
+    "teacher": {{"role": "teacher"}},
+    "admin": {{"role": "admin"}},
 }}
 """
             + extra_config

@@ -1,0 +1,319 @@
+"""HTTP side of the LTI 1.3 tool: login initiation, launch, new-window continuation, deep linking,
+the tool's public keyset and the page telling Moodle admins what to paste.
+
+Launches are cross-site by nature: their POSTs carry no ``_xsrf``; they are protected by the single-use
+``state`` (bound to the browser by a cookie), the nonce and the platform's signature instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from urllib.parse import urlencode, urlsplit
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from ltiauthenticator.utils import get_browser_protocol
+from tornado import web
+
+from ..environments import get_catalog
+from ..i18n import current_language
+from .deep_linking import content_item, response_jwt
+from .launch import DEEP_LINKING, RESOURCE_LINK, LaunchRejected
+
+STATE_COOKIE = "mydocker-lti-state"
+SLUG = r"[a-z0-9][a-z0-9-]{0,29}"
+
+
+def next_url_for(launch, hub_base: str) -> str:
+    """Where a launch lands: the join link of its target, its ``environment`` custom parameter, or home."""
+    path = urlsplit(launch.target_link_uri).path
+    if re.fullmatch(re.escape(url_path_join(hub_base, "join")) + rf"/{SLUG}(/user-redirect/[^\\]*)?/?", path):
+        return path
+    slug = launch.custom.get("environment", "")
+    if re.fullmatch(SLUG, slug):
+        return url_path_join(hub_base, "join", slug)
+    return url_path_join(hub_base, "home")
+
+
+class _LtiHandler(BaseHandler):
+    @property
+    def authenticator_tool(self):
+        tool = getattr(self.authenticator, "lti_tool", None)
+        if tool is None or not tool.registry:
+            raise web.HTTPError(404, "LTI is not enabled on this hub: no platform is registered.")
+        return tool
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        tool = getattr(self.authenticator, "lti_tool", None)
+        origins = " ".join(tool.registry.frame_origins) if tool else ""
+        # LTI pages are shown inside the platform's iframe even when embedding of the hub is not enabled
+        self.set_header("Content-Security-Policy", f"frame-ancestors 'self' {origins}".strip())
+
+    def check_xsrf_cookie(self):
+        """Cross-site POSTs from the platform: protected by state, nonce and signature instead."""
+
+    def public_url(self, path: str) -> str:
+        base = self.authenticator.lti_public_url.rstrip("/")
+        if not base:
+            base = f"{get_browser_protocol(self.request)}://{self.request.host}"
+        return base + path
+
+    def hub_path(self, *parts: str) -> str:
+        return url_path_join(self.hub.base_url, *parts)
+
+
+class LtiLoginInitHandler(_LtiHandler):
+    """``/hub/lti13/login``: step 1, the platform asks the tool to start an OIDC login."""
+
+    async def post(self):
+        tool = self.authenticator_tool
+        issuer = self.get_argument("iss", "")
+        login_hint = self.get_argument("login_hint", "")
+        if not issuer or not login_hint or not self.get_argument("target_link_uri", ""):
+            raise web.HTTPError(400, "LTI login initiation without iss, login_hint or target_link_uri.")
+        client_id = self.get_argument("client_id", "")
+        platform = tool.registry.find(issuer, client_id or None)
+        if platform is None:
+            self.log.warning("LTI login initiation from unregistered issuer %r", issuer[:200])
+            raise web.HTTPError(
+                400, f"The platform {issuer[:200]!r} is not registered on this hub: an administrator must add it."
+            )
+        deployment_id = self.get_argument("lti_deployment_id", "")
+        if deployment_id and deployment_id not in platform.deployment_ids:
+            raise web.HTTPError(
+                400,
+                f"Deployment {deployment_id[:64]!r} of {platform.display_name} is not registered on this hub: "
+                "an administrator must add it to the platform's deployment_ids.",
+            )
+        state, nonce = tool.begin_login(platform, platform.client_id)
+        self.set_secure_cookie(
+            STATE_COOKIE,
+            state,
+            expires_days=None,
+            path=self.hub_path("lti13") + "/",
+            httponly=True,
+            secure=True,
+            samesite="None",  # the launch comes back as a cross-site POST, possibly inside an iframe
+        )
+        params = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": platform.client_id,
+            "redirect_uri": self.public_url(self.hub_path("lti13", "launch")),
+            "login_hint": login_hint,
+            "state": state,
+            "nonce": nonce,
+        }
+        message_hint = self.get_argument("lti_message_hint", None)
+        if message_hint is not None:
+            params["lti_message_hint"] = message_hint
+        separator = "&" if "?" in platform.auth_login_url else "?"
+        self.redirect(platform.auth_login_url + separator + urlencode(params))
+
+    get = post
+
+
+class LtiLaunchHandler(_LtiHandler):
+    """``/hub/lti13/launch``: step 3, the platform posts the signed id_token (resource link or deep linking)."""
+
+    async def get(self):
+        raise web.HTTPError(405, "LTI launches are POSTed by the platform; open the activity from Moodle.")
+
+    async def post(self):
+        tool = self.authenticator_tool
+        id_token = self.get_body_argument("id_token", "")
+        state = self.get_body_argument("state", "")
+        error = self.get_body_argument("error", "")
+        if error:
+            description = self.get_body_argument("error_description", "")[:300]
+            raise web.HTTPError(400, f"The platform refused the login: {error[:100]} {description}".strip())
+        if not id_token or not state:
+            raise web.HTTPError(400, "LTI launch without id_token or state: open the activity again from Moodle.")
+        pending = tool.take_pending(state)
+        if pending is None:
+            raise web.HTTPError(
+                400, "LTI launch refused (state): unknown, expired or already used. Open the activity again."
+            )
+        cookie = self.get_secure_cookie(STATE_COOKIE, max_age_days=1)
+        self.clear_cookie(STATE_COOKIE, path=self.hub_path("lti13") + "/")
+        in_frame = self.request.headers.get("Sec-Fetch-Dest", "") == "iframe"
+        bound = cookie is not None and cookie.decode() == state
+        if cookie is not None and not bound:
+            raise web.HTTPError(400, "LTI launch refused (state): it does not belong to this browser.")
+        if not bound and not in_frame:
+            raise web.HTTPError(
+                400,
+                "LTI launch refused (state): this browser did not keep the hub's cookie. Allow cookies for this "
+                "site, or open the activity again.",
+            )
+        try:
+            launch = await tool.validate(id_token, pending)
+        except LaunchRejected as rejected:
+            self.log.warning("%s", rejected)
+            raise web.HTTPError(rejected.status, str(rejected)) from None
+        auth_model = self.authenticator.lti_auth_model(launch, self)
+        if launch.message_type == DEEP_LINKING:
+            await self._deep_linking(tool, launch, auth_model)
+            return
+        if launch.message_type != RESOURCE_LINK:
+            raise web.HTTPError(400, f"LTI message type {launch.message_type!r} is not supported.")
+        next_url = next_url_for(launch, self.hub.base_url)
+        if bound and (not in_frame or launch.platform.allow_embedding):
+            user = await self.authenticator.login_lti_user(self, launch, auth_model)
+            self.log.info("LTI launch: %s from %s -> %s", user.name, launch.platform.name, next_url)
+            self.redirect(next_url)
+            return
+        # inside Moodle's iframe without embedding: continue in a new window, where cookies work
+        token = tool.continuations.put((launch, auth_model, next_url))
+        html = await self.render_template(
+            "lti_continue.html",
+            continue_url=self.hub_path("lti13", "continue", token),
+            platform=launch.platform,
+            environment=next_url.rsplit("/join/", 1)[-1] if "/join/" in next_url else "",
+        )
+        self.finish(html)
+
+    async def _deep_linking(self, tool, launch, auth_model):
+        from .tool import DeepLinkTicket
+
+        if auth_model["mydocker_role"] == "student":
+            raise web.HTTPError(403, "Only teachers can add environments to a course.")
+        if not launch.deep_linking.get("deep_link_return_url"):
+            raise web.HTTPError(400, "LTI deep linking request without deep_link_return_url.")
+        ticket = tool.deep_link_tickets.put(
+            DeepLinkTicket(
+                launch=launch,
+                username=auth_model["name"],
+                groups=frozenset(auth_model.get("groups", [])),
+                is_admin=bool(auth_model.get("admin")),
+            )
+        )
+        self.redirect(self.hub_path("lti13", "deep-link", ticket), status=303)
+
+
+class LtiContinueHandler(_LtiHandler):
+    """``/hub/lti13/continue/<token>``: the "open in a new window" link of a launch made inside an iframe."""
+
+    async def get(self, token: str):
+        tool = self.authenticator_tool
+        entry = tool.continuations.pop(token)
+        if entry is None:
+            raise web.HTTPError(400, "This link has expired or was already used: open the activity again from Moodle.")
+        launch, auth_model, next_url = entry
+        await self.authenticator.login_lti_user(self, launch, auth_model)
+        self.redirect(next_url)
+
+
+class LtiDeepLinkHandler(_LtiHandler):
+    """``/hub/lti13/deep-link/<ticket>``: the teacher picks environments; Moodle gets a signed response."""
+
+    def _ticket(self, ticket_id: str):
+        ticket = self.authenticator_tool.deep_link_tickets.get(ticket_id)
+        if ticket is None:
+            raise web.HTTPError(400, 'This selection has expired: choose "Select content" in Moodle again.')
+        return ticket
+
+    async def _publishable(self, ticket):
+        catalog = get_catalog(self.settings["mydocker_environments_dir"])
+        await asyncio.to_thread(catalog.reload_if_changed)
+        visible = catalog.visible_to(ticket.username, set(ticket.groups), ticket.is_admin)
+        return [env for env in visible if env.status in ("ready", "test")]
+
+    async def get(self, ticket_id: str):
+        ticket = self._ticket(ticket_id)
+        environments = await self._publishable(ticket)
+        lang = current_language.get()
+        html = await self.render_template(
+            "lti_picker.html",
+            environments=environments,
+            titles={env.slug: env.localized_title(lang) for env in environments},
+            multiple=bool(ticket.launch.deep_linking.get("accept_multiple", False)),
+            course=ticket.launch.context_title,
+            course_group=self.authenticator.course_group_of(ticket.launch),
+            platform=ticket.launch.platform,
+            action=self.hub_path("lti13", "deep-link", ticket_id),
+        )
+        self.finish(html)
+
+    async def post(self, ticket_id: str):
+        tool = self.authenticator_tool
+        ticket = self._ticket(ticket_id)
+        by_slug = {env.slug: env for env in await self._publishable(ticket)}
+        chosen = [slug for slug in self.get_body_arguments("environment") if slug in by_slug]
+        if not chosen:
+            raise web.HTTPError(400, "Pick at least one environment you may publish.")
+        if not ticket.launch.deep_linking.get("accept_multiple", False):
+            chosen = chosen[:1]
+        lang = current_language.get()
+        items = [
+            content_item(
+                title=by_slug[slug].localized_title(lang),
+                url=self.public_url(self.hub_path("join", slug)),
+                slug=slug,
+            )
+            for slug in chosen
+        ]
+        launch = ticket.launch
+        token = response_jwt(
+            key=tool.tool_key,
+            platform=launch.platform,
+            deployment_id=launch.deployment_id,
+            items=items,
+            data=launch.deep_linking.get("data"),
+        )
+        tool.deep_link_tickets.pop(ticket_id)
+        self.log.info("LTI deep linking: %s published %s to %s", ticket.username, chosen, launch.platform.name)
+        html = await self.render_template(
+            "lti_return.html", return_url=launch.deep_linking["deep_link_return_url"], jwt=token, items=items
+        )
+        self.finish(html)
+
+
+class LtiKeysetHandler(_LtiHandler):
+    """``/hub/lti13/jwks``: the tool's public keys (Moodle: "Public keyset URL")."""
+
+    async def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "public, max-age=300")
+        self.finish(json.dumps(self.authenticator_tool.tool_key.jwks()))
+
+
+class LtiSetupHandler(_LtiHandler):
+    """``/hub/lti13/setup``: what a Moodle administrator pastes into "Manage tools" (admins only)."""
+
+    @web.authenticated
+    async def get(self):
+        if not self.current_user.admin:
+            raise web.HTTPError(403, "Only administrators can see the LTI registration values.")
+        tool = getattr(self.authenticator, "lti_tool", None)
+        urls = {
+            "tool_url": self.public_url(self.hub_path("lti13", "launch")),
+            "login_url": self.public_url(self.hub_path("lti13", "login")),
+            "redirect_urls": [self.public_url(self.hub_path("lti13", "launch"))],
+            "keyset_url": self.public_url(self.hub_path("lti13", "jwks")),
+            "content_selection_url": self.public_url(self.hub_path("lti13", "launch")),
+            "join_url_example": self.public_url(self.hub_path("join", "python")),
+        }
+        html = await self.render_template(
+            "lti_setup.html",
+            urls=urls,
+            platforms=tool.registry.platforms if tool else [],
+            username_source=self.authenticator.username_source,
+        )
+        self.finish(html)
+
+
+def lti_handlers() -> list[tuple]:
+    return [
+        (r"/lti13/login", LtiLoginInitHandler),
+        (r"/lti13/launch", LtiLaunchHandler),
+        (r"/lti13/continue/([A-Za-z0-9_-]{20,100})", LtiContinueHandler),
+        (r"/lti13/deep-link/([A-Za-z0-9_-]{20,100})", LtiDeepLinkHandler),
+        (r"/lti13/jwks", LtiKeysetHandler),
+        (r"/lti13/setup", LtiSetupHandler),
+    ]

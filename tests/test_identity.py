@@ -1,0 +1,393 @@
+"""Logins for real: a real OIDC provider process (oidc-provider-mock) for the federation, and a
+Moodle-like LTI 1.3 platform (tests/lti_platform.py) signing real launches, against a real hub.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import sys
+from urllib.parse import quote, unquote
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from .conftest import identity_prefix
+from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, free_port, wait_for
+from .lti_platform import INSTRUCTOR, LEARNER, SITE_ADMIN, LaunchSpec, LtiTestPlatform
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ENVIRONMENTS = {
+    "lab.yaml": TEST_ENVIRONMENTS["lab.yaml"],
+    "crypto.yaml": f"""
+title: TP cryptographie (course 7 only)
+image: {TEST_IMAGE}
+access: {{groups: [course-moodle-7]}}
+""",
+    "teachers-only.yaml": TEST_ENVIRONMENTS["teachers-only.yaml"],
+}
+
+
+def text(response: requests.Response) -> str:
+    """The page as a person reads it (the hub's error pages escape quotes)."""
+    return html.unescape(response.text)
+
+
+class LoopbackSession(requests.Session):
+    """Sends Secure cookies over http://127.0.0.1 as Chromium does for loopback (requests only over https)."""
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        for cookie in self.cookies:
+            cookie.secure = False
+        return response
+
+
+def _session() -> requests.Session:
+    return LoopbackSession()
+
+
+@pytest.fixture(scope="module")
+def oidc_provider(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("oidc") / "oidc.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return requests.get(url + "/.well-known/openid-configuration", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    wait_for(ready, 30, message="the OIDC provider")
+    yield url, requests.get(url + "/.well-known/openid-configuration", timeout=5).json()
+    process.terminate()
+    process.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def idhub(tmp_path_factory, run_prefix, docker_api, oidc_provider):
+    """A hub with the three doors open: federation (OIDC), one LTI platform, and the demo accounts."""
+    oidc_url, discovery = oidc_provider
+    workdir = tmp_path_factory.mktemp("idhub")
+    hub = Hub(workdir, identity_prefix(run_prefix), environments=ENVIRONMENTS)
+    lti = LtiTestPlatform(hub.url).start()
+    (hub.config_d / "20-identity.py").write_text(
+        f"""
+c.MyDockerAuthenticator.lti_platforms = [{json.dumps(lti.registration)}]
+c.MyDockerAuthenticator.client_id = "mydocker-hub"
+c.MyDockerAuthenticator.client_secret = "not-a-real-secret"
+c.MyDockerAuthenticator.authorize_url = {discovery["authorization_endpoint"]!r}
+c.MyDockerAuthenticator.token_url = {discovery["token_endpoint"]!r}
+c.MyDockerAuthenticator.userdata_url = {discovery["userinfo_endpoint"]!r}
+c.MyDockerAuthenticator.scope = ["openid", "email", "profile"]
+c.MyDockerAuthenticator.oauth_callback_url = {hub.url + "/hub/oauth_callback"!r}
+c.MyDockerAuthenticator.username_source = "email"
+c.MyDockerAuthenticator.allowed_domains = {{"universite.example"}}
+c.MyDockerAuthenticator.admin_groups = {{"hub-admins"}}
+"""
+    )
+    hub.oidc_url = oidc_url
+    hub.lti = lti
+    hub.start()
+    yield hub
+    hub.stop()
+    lti.stop()
+
+
+# -- federation -------------------------------------------------------------------------------------------
+def federation_login(hub, sub: str, claims: dict, next_url: str = "/hub/home", follow: bool = True):
+    assert requests.put(f"{hub.oidc_url}/users/{quote(sub, safe='')}", json=claims, timeout=10).status_code == 204
+    session = _session()
+    start = session.get(f"{hub.url}/hub/oauth_login?next={quote(next_url)}", allow_redirects=False)
+    assert start.status_code == 302 and start.headers["Location"].startswith(hub.oidc_url)
+    authorize = session.post(start.headers["Location"], data={"sub": sub}, allow_redirects=False)
+    assert authorize.status_code in (302, 303), authorize.text[:300]
+    response = session.get(authorize.headers["Location"], allow_redirects=follow)
+    response.session = session
+    return response
+
+
+def user_model(hub, name: str) -> dict:
+    response = hub.api("GET", f"users/{quote(name, safe='')}")
+    assert response.status_code == 200, (name, response.status_code)
+    return response.json()
+
+
+FEDERATION_CASES = {
+    "faculty is a teacher": (
+        "prof-sub",
+        {"email": "prof@universite.example", "eduperson_affiliation": ["faculty", "member"]},
+        (False, ["teacher"]),
+    ),
+    "student": (
+        "etu-sub",
+        {"email": "etu@universite.example", "eduperson_scoped_affiliation": ["student@universite.example"]},
+        (False, ["student"]),
+    ),
+    "admin by idp group": (
+        "boss-sub",
+        {"email": "boss@universite.example", "eduperson_affiliation": ["staff"], "groups": ["hub-admins"]},
+        (True, ["teacher"]),
+    ),
+}
+
+
+@pytest.mark.parametrize("sub, claims, expected", FEDERATION_CASES.values(), ids=FEDERATION_CASES.keys())
+def test_federation_login_maps_eduperson_attributes_to_roles(idhub, sub, claims, expected):
+    response = federation_login(idhub, sub, claims)
+    assert response.status_code == 200 and response.url.endswith("/hub/home"), response.url
+    model = user_model(idhub, claims["email"])
+    assert (model["admin"], model["groups"]) == expected
+
+
+def test_federation_login_outside_allowed_domains_is_refused(idhub):
+    response = federation_login(idhub, "out-sub", {"email": "someone@elsewhere.example", "eduperson_affiliation": []})
+    assert response.status_code == 403
+    assert idhub.api("GET", "users/someone%40elsewhere.example").status_code == 404
+
+
+def test_join_link_logs_in_through_the_federation_and_keeps_the_user_redirect(idhub):
+    link = "/hub/join/lab/user-redirect/lab/tree/TP1.ipynb"
+    anonymous = requests.get(idhub.url + link, allow_redirects=False, timeout=10)
+    assert anonymous.status_code == 302 and "/hub/login?next=" in anonymous.headers["Location"]
+    claims = {"email": "joiner@universite.example", "eduperson_affiliation": ["student"]}
+    callback = federation_login(idhub, "joiner-sub", claims, next_url=link, follow=False)
+    assert callback.headers["Location"] == link
+    join = callback.session.get(idhub.url + link, allow_redirects=False)
+    assert join.status_code == 302
+    location = unquote(join.headers["Location"])
+    assert "/hub/spawn/joiner@universite.example/lab" in location
+    assert location.endswith("/user/joiner@universite.example/lab/lab/tree/TP1.ipynb")
+
+
+def test_roles_are_recomputed_at_every_login(idhub):
+    claims = {"email": "vacataire@universite.example", "eduperson_affiliation": ["employee"]}
+    federation_login(idhub, "vac-sub", claims)
+    assert user_model(idhub, "vacataire@universite.example")["groups"] == ["teacher"]
+    federation_login(idhub, "vac-sub", {**claims, "eduperson_affiliation": ["affiliate"]})
+    assert user_model(idhub, "vacataire@universite.example")["groups"] == ["student"]
+
+
+def test_login_page_offers_federation_and_demo(idhub):
+    page = requests.get(f"{idhub.url}/hub/login", timeout=10).text
+    assert "mydocker-federation-login" in page and "Sign in with Renater" in page
+    assert "mydocker-demo-form" in page and "mydocker-lti-hint" in page
+
+
+# -- LTI 1.3 resource-link launches ------------------------------------------------------------------------
+def lti_launch(hub, spec: LaunchSpec, session=None):
+    session = session or _session()
+    response, fields = hub.lti.launch_with_requests(spec, session)
+    return session, response, fields
+
+
+def test_lti_launch_logs_in_with_issuer_scoped_sub_and_lands_on_the_environment(idhub):
+    spec = LaunchSpec(user_id="1001", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
+    session, response, _ = lti_launch(idhub, spec)
+    assert response.status_code == 302, response.text[-2500:]
+    assert response.headers["Location"] == "/hub/join/lab"
+    landing = session.get(idhub.url + response.headers["Location"], allow_redirects=False)
+    assert landing.status_code == 302 and "/hub/spawn/1001%40moodle/lab" in landing.headers["Location"]
+    model = user_model(idhub, "1001@moodle")
+    assert sorted(model["groups"]) == ["course-moodle-7", "student"] and not model["admin"]
+
+
+def test_lti_custom_parameter_picks_the_environment(idhub):
+    spec = LaunchSpec(user_id="1003", custom={"Environment": "lab"})  # Moodle lower-cases custom keys
+    _, response, _ = lti_launch(idhub, spec)
+    assert response.headers["Location"] == "/hub/join/lab"
+
+
+def test_same_teacher_from_moodle_and_federation_is_one_user(idhub):
+    federation_login(idhub, "dupont-sub", {"email": "dupont@universite.example", "eduperson_affiliation": ["faculty"]})
+    spec = LaunchSpec(user_id="77", roles=[INSTRUCTOR], email="Dupont@universite.example")
+    _, response, _ = lti_launch(idhub, spec)
+    assert response.status_code == 302
+    model = user_model(idhub, "dupont@universite.example")
+    assert set(model["groups"]) == {"teacher", "course-moodle-7"}
+    assert idhub.api("GET", "users/77%40moodle").status_code == 404
+
+
+def test_moodle_site_admin_becomes_hub_admin(idhub):
+    _, response, _ = lti_launch(idhub, LaunchSpec(user_id="2", roles=[SITE_ADMIN, INSTRUCTOR]))
+    assert response.status_code == 302
+    assert user_model(idhub, "2@moodle")["admin"] is True
+
+
+def test_course_teacher_sees_and_stops_only_their_course_servers(idhub):
+    lti_launch(idhub, LaunchSpec(user_id="500", roles=[INSTRUCTOR], course_id="7"))
+    lti_launch(idhub, LaunchSpec(user_id="501", roles=[LEARNER], course_id="7"))
+    lti_launch(idhub, LaunchSpec(user_id="502", roles=[LEARNER], course_id="8", course_title="Autre cours"))
+    idhub.spawn("501@moodle", "lab")
+    idhub.spawn("502@moodle", "lab")
+    teacher = {"Authorization": f"token {idhub.user_token('500@moodle')}"}
+    listed = {u["name"] for u in idhub.api("GET", "users", headers=teacher).json()}
+    assert {"501@moodle", "500@moodle"} <= listed and "502@moodle" not in listed
+    assert idhub.api("DELETE", "users/502%40moodle/servers/lab", headers=teacher).status_code in (403, 404)
+    assert idhub.server_model("502@moodle", "lab")
+    assert idhub.api("DELETE", "users/501%40moodle/servers/lab", headers=teacher).status_code in (202, 204)
+    wait_for(lambda: idhub.server_model("501@moodle", "lab") is None, 120, message="501's server stopped")
+    idhub.stop_server("502@moodle", "lab")
+    # the same person launching as a learner of that course loses the course-teacher role
+    lti_launch(idhub, LaunchSpec(user_id="500", roles=[LEARNER], course_id="7"))
+    assert idhub.api("GET", "users/501%40moodle", headers=teacher).status_code in (403, 404)
+
+
+def test_environments_can_be_restricted_to_a_course_group(idhub):
+    session, _, _ = lti_launch(idhub, LaunchSpec(user_id="601", course_id="7"))
+    assert session.get(f"{idhub.url}/hub/join/crypto", allow_redirects=False).status_code == 302
+    other, _, _ = lti_launch(idhub, LaunchSpec(user_id="602", course_id="8"))
+    assert other.get(f"{idhub.url}/hub/join/crypto", allow_redirects=False).status_code == 404
+
+
+# -- LTI 1.3: what must be refused ------------------------------------------------------------------------
+NEGATIVE = {
+    "expired": ("expired", 400, "expired before it reached"),
+    "clock +10 min": ("future", 400, "is 10 minutes off"),
+    "clock -10 min": ("past", 400, "minutes off"),
+    "wrong audience": ("wrong_aud", 400, "(audience)"),
+    "wrong issuer": ("wrong_iss", 400, "(issuer)"),
+    "bad signature": ("bad_signature", 400, "(signature)"),
+    "unknown kid": ("unknown_kid", 400, "(key)"),
+    "alg none": ("alg_none", 400, "(signature)"),
+    "missing deployment": ("no_deployment", 400, "(deployment)"),
+    "wrong deployment": ("wrong_deployment", 400, "deployment '999' is not registered"),
+}
+
+
+@pytest.mark.parametrize("tamper, status, fragment", NEGATIVE.values(), ids=NEGATIVE.keys())
+def test_bad_launches_are_refused_with_the_failed_check(idhub, tamper, status, fragment):
+    user_id = str(9000 + list(NEGATIVE).index(next(k for k, v in NEGATIVE.items() if v[0] == tamper)))
+    _, response, fields = lti_launch(idhub, LaunchSpec(user_id=user_id, tamper=tamper))
+    assert response.status_code == status
+    assert fragment in text(response), response.text[-1500:]
+    assert fields["id_token"] not in text(response) and fields["id_token"] not in idhub.log()
+    assert idhub.api("GET", f"users/{user_id}%40moodle").status_code == 404
+
+
+def test_replayed_launch_is_refused(idhub):
+    session, response, fields = lti_launch(idhub, LaunchSpec(user_id="700"))
+    assert response.status_code == 302
+    again = session.post(f"{idhub.url}/hub/lti13/launch", data=fields, allow_redirects=False)
+    assert again.status_code == 400 and "already used" in text(again)
+    # the same id_token with a fresh state of a new login initiation: the nonce does not match
+    other = _session()
+    hint = idhub.lti.register(LaunchSpec(user_id="700"))
+    init = other.post(f"{idhub.url}/hub/lti13/login", data=idhub.lti.login_initiation_form(hint), allow_redirects=False)
+    state = dict(p.split("=", 1) for p in init.headers["Location"].split("?", 1)[1].split("&"))["state"]
+    replay = other.post(
+        f"{idhub.url}/hub/lti13/launch", data={"id_token": fields["id_token"], "state": state}, allow_redirects=False
+    )
+    assert replay.status_code == 400 and "(nonce)" in text(replay), text(replay)[-3000:]
+
+
+def test_launch_without_the_browser_state_cookie_is_refused(idhub):
+    _, response, fields = lti_launch(idhub, LaunchSpec(user_id="701"))
+    # a third party posting a captured launch from another browser (no state cookie): refused
+    stranger = requests.post(f"{idhub.url}/hub/lti13/launch", data=fields, allow_redirects=False, timeout=10)
+    assert stranger.status_code == 400
+
+
+def test_unregistered_platform_or_deployment_at_login_initiation(idhub):
+    form = idhub.lti.login_initiation_form(idhub.lti.register(LaunchSpec()))
+    wrong_deployment = requests.post(f"{idhub.url}/hub/lti13/login", data={**form, "lti_deployment_id": "5"})
+    assert wrong_deployment.status_code == 400 and "Deployment '5'" in text(wrong_deployment)
+    wrong_issuer = requests.post(f"{idhub.url}/hub/lti13/login", data={**form, "iss": "https://evil.example"})
+    assert wrong_issuer.status_code == 400 and "not registered" in text(wrong_issuer)
+
+
+# -- deep linking -------------------------------------------------------------------------------------------
+def test_deep_linking_returns_a_signed_response_moodle_accepts(idhub):
+    session, response, _ = lti_launch(idhub, LaunchSpec(user_id="800", roles=[INSTRUCTOR], deep_linking=True))
+    assert response.status_code == 303, text(response)[-3000:]
+    assert "/hub/lti13/deep-link/" in response.headers["Location"]
+    picker = session.get(idhub.url + response.headers["Location"])
+    assert 'data-environment="lab"' in picker.text and 'data-environment="crypto"' in picker.text
+    assert 'data-environment="teachers-only"' not in picker.text  # a draft of someone else
+    assert "frame-ancestors 'self' " + idhub.lti.url in picker.headers["Content-Security-Policy"]
+    back = session.post(idhub.url + response.headers["Location"], data={"environment": ["lab"]})
+    action = back.text.split('action="', 1)[1].split('"', 1)[0]
+    token = back.text.split('name="JWT" value="', 1)[1].split('"', 1)[0]
+    created = requests.post(action, data={"JWT": token}, timeout=10)
+    assert created.status_code == 200 and "Activity created: Test lab" in created.text
+    claims = idhub.lti.deep_link_results[-1]
+    (item,) = claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
+    assert item["type"] == "ltiResourceLink" and item["url"] == f"{idhub.url}/hub/join/lab"
+    assert item["custom"] == {"environment": "lab"}
+    assert claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"] == "moodle-opaque-data"
+    assert claims["https://purl.imsglobal.org/spec/lti/claim/deployment_id"] == "1"
+
+
+def test_students_cannot_add_environments_to_a_course(idhub):
+    _, response, _ = lti_launch(idhub, LaunchSpec(user_id="801", roles=[LEARNER], deep_linking=True))
+    assert response.status_code == 403 and "Only teachers" in text(response)
+
+
+def test_tool_keyset_and_moodle_setup_page(idhub):
+    keys = requests.get(f"{idhub.url}/hub/lti13/jwks", timeout=10).json()["keys"]
+    assert keys and all({"kid", "n", "e"} <= set(k) and "d" not in k for k in keys)  # public halves only
+    admin = idhub.login("admin")
+    setup = admin.get(f"{idhub.url}/hub/lti13/setup")
+    assert setup.status_code == 200
+    for path in ("/hub/lti13/login", "/hub/lti13/launch", "/hub/lti13/jwks"):
+        assert f"{idhub.url}{path}" in setup.text
+    assert idhub.login("student").get(f"{idhub.url}/hub/lti13/setup").status_code == 403
+
+
+# -- in a real browser ------------------------------------------------------------------------------------------
+@pytest.mark.browser
+def test_student_launch_from_moodle_in_a_new_window_ends_in_a_running_environment(idhub, browser, shots):
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    spec = LaunchSpec(user_id="3001", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
+    page.goto(idhub.lti.course_page_url(spec))
+    with context.expect_page() as popup_info:
+        page.click("#activity")
+    popup = popup_info.value
+    popup.wait_for_url("**/user/3001@moodle/lab/**", timeout=180_000)
+    expect(popup.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+    popup.screenshot(path=str(shots / "lti-student-new-window.png"))
+    context.close()
+    idhub.stop_server("3001@moodle", "lab")
+
+
+@pytest.mark.browser
+def test_launch_inside_moodle_iframe_offers_a_new_window(idhub, browser, shots):
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    spec = LaunchSpec(user_id="3002", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
+    page.goto(idhub.lti.course_page_url(spec, embed=True))
+    frame = page.frame_locator("#lti-frame")
+    button = frame.locator("#mydocker-open-new-window")
+    expect(button).to_be_visible(timeout=30_000)
+    page.screenshot(path=str(shots / "lti-iframe-continue.png"))
+    with context.expect_page() as popup_info:
+        button.click()
+    popup = popup_info.value
+    popup.wait_for_url("**/user/3002@moodle/lab/**", timeout=180_000)
+    context.close()
+    idhub.stop_server("3002@moodle", "lab")
+
+
+@pytest.mark.browser
+def test_teacher_picks_an_environment_in_moodle_select_content(idhub, browser, shots):
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    spec = LaunchSpec(user_id="3003", roles=[INSTRUCTOR], deep_linking=True)
+    page.goto(idhub.lti.course_page_url(spec, embed=True))  # Moodle opens "Select content" in a frame
+    frame = page.frame_locator("#lti-frame")
+    expect(frame.locator('[data-environment="lab"]')).to_be_visible(timeout=30_000)
+    expect(frame.locator("h1")).to_contain_text("Ajouter un environnement")
+    page.screenshot(path=str(shots / "lti-teacher-picker.png"))
+    frame.locator('[data-environment="lab"] input').check()
+    frame.locator("#mydocker-publish").click()
+    expect(frame.locator("#created")).to_contain_text("Activity created: Labo de test", timeout=30_000)
+    context.close()

@@ -1,0 +1,162 @@
+"""Identity building blocks without a hub: role mapping, usernames, platform registrations, time checks."""
+
+from __future__ import annotations
+
+import pytest
+from traitlets.config import Config
+
+from mydocker_hub import config as mydocker_config
+from mydocker_hub.auth.course_roles import course_group_name, course_teacher_role
+from mydocker_hub.auth.roles import LIS, Role, map_role, teaches_course
+from mydocker_hub.auth.usernames import scoped_sub, username_from_claims
+from mydocker_hub.lti.launch import LaunchRejected, check_times
+from mydocker_hub.lti.platforms import parse_platforms
+from mydocker_hub.lti.store import ExpiringStore
+
+ROLE_CASES = {
+    "moodle learner": (dict(lti_roles=[LIS + "membership#Learner"]), Role.STUDENT),
+    "moodle teacher": (dict(lti_roles=[LIS + "membership#Instructor"]), Role.TEACHER),
+    "moodle non-editing teacher": (dict(lti_roles=[LIS + "membership/Instructor#TeachingAssistant"]), Role.TEACHER),
+    "moodle site admin": (
+        dict(lti_roles=[LIS + "system/person#Administrator", LIS + "institution/person#Administrator"]),
+        Role.ADMIN,
+    ),
+    "moodle site admin, not trusted": (
+        dict(lti_roles=[LIS + "system/person#Administrator"], trust_lti_admin_roles=False),
+        Role.STUDENT,
+    ),
+    "lti 1.1 short name": (dict(lti_roles=["Instructor"]), Role.TEACHER),
+    "institution faculty": (dict(lti_roles=[LIS + "institution/person#Faculty"]), Role.TEACHER),
+    "unknown lti role": (dict(lti_roles=["http://example.org/role#Wizard"]), Role.STUDENT),
+    "no role at all": (dict(), Role.STUDENT),
+    "affiliation faculty": (dict(affiliations=["faculty", "member"]), Role.TEACHER),
+    "affiliation staff": (dict(affiliations=["staff"]), Role.TEACHER),
+    "affiliation employee": (dict(affiliations=["employee"]), Role.TEACHER),
+    "scoped affiliation": (dict(affiliations=["faculty@universite.example"]), Role.TEACHER),
+    "affiliation student": (dict(affiliations=["student", "member"]), Role.STUDENT),
+    "affiliation affiliate": (dict(affiliations=["affiliate"]), Role.STUDENT),
+    "admin by list": (dict(username="boss@x.fr", admin_users={"boss@x.fr"}), Role.ADMIN),
+    "admin by idp group": (dict(idp_groups=["hub-admins"], admin_groups={"hub-admins"}), Role.ADMIN),
+    "group without admin config": (dict(idp_groups=["hub-admins"]), Role.STUDENT),
+}
+
+
+@pytest.mark.parametrize("arguments, expected", ROLE_CASES.values(), ids=ROLE_CASES.keys())
+def test_role_mapping(arguments, expected):
+    assert map_role(**arguments) is expected
+
+
+def test_course_teacher_roles_are_membership_roles_only():
+    assert teaches_course([LIS + "membership#Instructor"])
+    assert not teaches_course([LIS + "membership#Learner", LIS + "institution/person#Faculty"])
+
+
+@pytest.mark.parametrize(
+    "claims, source, expected",
+    [
+        ({"sub": "42", "email": "Prof@Universite.example"}, "email", ("prof@universite.example", "email")),
+        ({"sub": "42"}, "email", ("42@moodle", "sub")),  # Moodle's default: no e-mail shared
+        ({"sub": "42", "eppn": "jdupont@universite.example"}, "eppn", ("jdupont@universite.example", "eppn")),
+        ({"sub": "42", "email": "a@b.fr"}, "sub", ("42@moodle", "sub")),
+    ],
+)
+def test_usernames(claims, source, expected):
+    assert username_from_claims(claims, source=source, scope="moodle") == expected
+
+
+def test_scoped_subs_never_collide_across_platforms_and_odd_subs_are_hashed():
+    assert scoped_sub("42", "moodle") != scoped_sub("42", "moodle-test")
+    odd = scoped_sub("a/b c", "moodle")
+    assert odd.endswith("@moodle") and "/" not in odd and " " not in odd
+
+
+MOODLE = {
+    "name": "moodle",
+    "issuer": "https://moodle.example.fr",
+    "client_id": "abc",
+    "deployment_ids": ["1"],
+    "auth_login_url": "https://moodle.example.fr/mod/lti/auth.php",
+    "jwks_url": "https://moodle.example.fr/mod/lti/certs.php",
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"client_id": ""}, "missing client_id"),
+        ({"name": "Moodle UPS"}, "lowercase letters"),
+        ({"jwks_url": "moodle/certs.php"}, "jwks_url must be an http(s) URL"),
+        ({"username_source": "login"}, "username_source must be one of"),
+        ({"deploymnet_ids": ["1"]}, "unknown field(s) ['deploymnet_ids']"),
+    ],
+)
+def test_bad_platform_registration_says_which_field(change, message):
+    with pytest.raises(ValueError) as error:
+        parse_platforms([{**MOODLE, **change}])
+    assert message in str(error.value) and "lti_platforms[0]" in str(error.value)
+
+
+def test_platform_registration_defaults():
+    (platform,) = parse_platforms([{**MOODLE, "deployment_ids": 3}])
+    assert platform.deployment_ids == {"3"} and not platform.allow_embedding
+    assert platform.origins == {"https://moodle.example.fr"}
+
+
+@pytest.mark.parametrize(
+    "iat, fragment",
+    [(1000 + 600, "10 minutes off"), (1000 - 600, "9 minutes off"), (1000 - 100, "expired before it reached")],
+    ids=["moodle clock 10 min ahead", "moodle clock 10 min behind", "just expired"],
+)
+def test_time_checks_explain_clock_skew(iat, fragment):
+    with pytest.raises(LaunchRejected) as error:
+        check_times({"iat": iat, "exp": iat + 60}, now=1000, leeway=30)
+    assert fragment in error.value.message
+
+
+def test_time_checks_accept_skew_within_leeway():
+    check_times({"iat": 1020, "exp": 1080}, now=1000, leeway=30)
+    check_times({"iat": 900, "exp": 960}, now=1000, leeway=60)
+
+
+def test_expiring_store_is_single_use_and_expires():
+    clock = [0.0]
+    store = ExpiringStore(ttl=10, clock=lambda: clock[0])
+    key = store.put("value")
+    assert store.pop(key) == "value" and store.pop(key) is None
+    key = store.put("value")
+    clock[0] = 11
+    assert store.get(key) is None
+
+
+def test_expiring_store_is_bounded():
+    store = ExpiringStore(ttl=100, max_entries=3)
+    keys = [store.put(i) for i in range(5)]
+    store.put("last")
+    assert store.get(keys[0]) is None and store.get(keys[-1]) == 4
+
+
+def test_course_groups_and_roles_are_valid_jupyterhub_names():
+    group = course_group_name("moodle", "7")
+    assert group == "course-moodle-7"
+    assert course_group_name("moodle", "Weird ID/…").startswith("course-moodle-")
+    role = course_teacher_role(group)
+    assert role["name"] == "course-teacher-moodle-7"
+    assert "admin:servers!group=course-moodle-7" in role["scopes"]
+    assert not any(scope.startswith("access:servers") for scope in role["scopes"])  # stop, not open
+
+
+def test_embedding_sets_cross_site_cookies_and_frame_ancestors():
+    c = Config()
+    c.MyDockerAuthenticator.lti_platforms = [{**MOODLE, "allow_embedding": True}]
+    mydocker_config.finalize(c)
+    assert c.JupyterHub.tornado_settings["cookie_options"] == {"SameSite": "None", "Secure": True}
+    csp = c.JupyterHub.tornado_settings["headers"]["Content-Security-Policy"]
+    assert csp == "frame-ancestors 'self' https://moodle.example.fr"
+    assert c.SwarmEnvironmentSpawner.frame_ancestors == ["https://moodle.example.fr"]
+
+
+def test_no_embedding_keeps_jupyterhub_cookie_defaults():
+    c = Config()
+    c.MyDockerAuthenticator.lti_platforms = [MOODLE]
+    mydocker_config.finalize(c)
+    assert "tornado_settings" not in c.JupyterHub
