@@ -104,7 +104,8 @@ def finalize(c) -> None:
     """Settings derived from others, applied after the escape hatch.
 
     When an admin lets a registered LTI platform embed the hub (``allow_embedding``), the hub's and the
-    servers' cookies become ``SameSite=None; Secure`` (the only ones that survive in Moodle's iframe) and
+    servers' cookies become ``SameSite=None; Secure; Partitioned`` (the only ones that survive in Moodle's
+    iframe) and
     every page may be framed by that platform (``Content-Security-Policy: frame-ancestors``).
     """
     from .lti.platforms import PlatformRegistry, parse_platforms
@@ -114,7 +115,15 @@ def finalize(c) -> None:
     if not origins:
         return
     settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
-    settings["cookie_options"] = {**settings.get("cookie_options", {}), "SameSite": "None", "Secure": True}
+    from .cookies import enable_partitioned_cookies
+
+    enable_partitioned_cookies()
+    settings["cookie_options"] = {
+        **settings.get("cookie_options", {}),
+        "SameSite": "None",
+        "Secure": True,
+        "Partitioned": True,  # kept by browsers that block third-party cookies (CHIPS)
+    }
     headers = dict(settings.get("headers", {}))
     headers["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(origins)
     settings["headers"] = headers

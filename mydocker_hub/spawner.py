@@ -10,6 +10,7 @@ progress and failing fast with a reason when Swarm says the start cannot succeed
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -345,6 +346,11 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         env = super().get_env()
         if self.frame_ancestors:
             env["MYDOCKER_FRAME_ANCESTORS"] = " ".join(self.frame_ancestors)
+        cookie_options = dict(self.cookie_options or {})
+        if cookie_options.pop("Partitioned", False):
+            # images that follow our contract add it back (images/README.md); others must not choke on it
+            env["JUPYTERHUB_COOKIE_OPTIONS"] = json.dumps(cookie_options)
+            env["MYDOCKER_COOKIE_PARTITIONED"] = "1"
         return env
 
     async def _start_environment(self, env: Environment | None, began: float):

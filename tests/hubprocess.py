@@ -22,6 +22,19 @@ TEST_IMAGE = os.environ.get("MYDOCKER_TEST_IMAGE", "mydocker/minimal:latest")
 SSH_IMAGE = os.environ.get("MYDOCKER_TEST_SSH_IMAGE", "mydocker/ssh:latest")
 
 
+class LoopbackSession(requests.Session):
+    """Sends Secure cookies over http://127.0.0.1 as Chromium does for loopback (requests only over https).
+
+    Needed when the hub marks its cookies Secure (LTI embedding enabled) while the tests speak plain http.
+    """
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        for cookie in self.cookies:
+            cookie.secure = False
+        return response
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -259,7 +272,7 @@ c.MyDockerAuthenticator.demo_accounts = {{
 
     def login(self, user: str) -> requests.Session:
         """A browser-like session logged in through the login form."""
-        session = requests.Session()
+        session = LoopbackSession()
         page = session.get(f"{self.url}/hub/login")
         xsrf = session.cookies.get("_xsrf")
         response = session.post(

@@ -5,7 +5,6 @@ Moodle-like LTI 1.3 platform (tests/lti_platform.py) signing real launches, agai
 from __future__ import annotations
 
 import html
-import json
 import subprocess
 import sys
 from urllib.parse import quote, unquote
@@ -14,8 +13,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from .conftest import identity_prefix
-from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, free_port, wait_for
+from .conftest import CHROMIUM, CHROMIUM_ARGS, identity_prefix
+from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, LoopbackSession, free_port, wait_for
 from .lti_platform import INSTRUCTOR, LEARNER, SITE_ADMIN, LaunchSpec, LtiTestPlatform
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -34,16 +33,6 @@ access: {{groups: [course-moodle-7]}}
 def text(response: requests.Response) -> str:
     """The page as a person reads it (the hub's error pages escape quotes)."""
     return html.unescape(response.text)
-
-
-class LoopbackSession(requests.Session):
-    """Sends Secure cookies over http://127.0.0.1 as Chromium does for loopback (requests only over https)."""
-
-    def send(self, request, **kwargs):
-        response = super().send(request, **kwargs)
-        for cookie in self.cookies:
-            cookie.secure = False
-        return response
 
 
 def _session() -> requests.Session:
@@ -79,9 +68,12 @@ def idhub(tmp_path_factory, run_prefix, docker_api, oidc_provider):
     workdir = tmp_path_factory.mktemp("idhub")
     hub = Hub(workdir, identity_prefix(run_prefix), environments=ENVIRONMENTS)
     lti = LtiTestPlatform(hub.url).start()
+    # a second Moodle whose administrator enabled embedding (its own origin, client id and name)
+    embedding = LtiTestPlatform(hub.url, client_id="embedded-tool").start()
+    embedded = {**embedding.registration, "name": "moodle2", "allow_embedding": True}
     (hub.config_d / "20-identity.py").write_text(
         f"""
-c.MyDockerAuthenticator.lti_platforms = [{json.dumps(lti.registration)}]
+c.MyDockerAuthenticator.lti_platforms = [{lti.registration!r}, {embedded!r}]
 c.MyDockerAuthenticator.client_id = "mydocker-hub"
 c.MyDockerAuthenticator.client_secret = "not-a-real-secret"
 c.MyDockerAuthenticator.authorize_url = {discovery["authorization_endpoint"]!r}
@@ -96,10 +88,12 @@ c.MyDockerAuthenticator.admin_groups = {{"hub-admins"}}
     )
     hub.oidc_url = oidc_url
     hub.lti = lti
+    hub.lti_embedding = embedding
     hub.start()
     yield hub
     hub.stop()
     lti.stop()
+    embedding.stop()
 
 
 # -- federation -------------------------------------------------------------------------------------------
@@ -312,7 +306,7 @@ def test_deep_linking_returns_a_signed_response_moodle_accepts(idhub):
     picker = session.get(idhub.url + response.headers["Location"])
     assert 'data-environment="lab"' in picker.text and 'data-environment="crypto"' in picker.text
     assert 'data-environment="teachers-only"' not in picker.text  # a draft of someone else
-    assert "frame-ancestors 'self' " + idhub.lti.url in picker.headers["Content-Security-Policy"]
+    assert idhub.lti.url in picker.headers["Content-Security-Policy"]  # Moodle may frame the picker
     back = session.post(idhub.url + response.headers["Location"], data={"environment": ["lab"]})
     action = back.text.split('action="', 1)[1].split('"', 1)[0]
     token = back.text.split('name="JWT" value="', 1)[1].split('"', 1)[0]
@@ -391,3 +385,38 @@ def test_teacher_picks_an_environment_in_moodle_select_content(idhub, browser, s
     frame.locator("#mydocker-publish").click()
     expect(frame.locator("#created")).to_contain_text("Activity created: Labo de test", timeout=30_000)
     context.close()
+
+
+@pytest.mark.browser
+def test_with_embedding_enabled_the_environment_runs_inside_moodles_iframe(idhub, browser, shots):
+    headers = requests.get(f"{idhub.url}/hub/login", timeout=10).headers
+    assert headers["Content-Security-Policy"] == f"frame-ancestors 'self' {idhub.lti_embedding.url}"
+    # Chrome's default for a normal (not private) window: third-party cookies and storage allowed
+    permissive = browser.browser_type.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--disable-features=ThirdPartyCookieBlocking"]
+    )
+    page = permissive.new_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    spec = LaunchSpec(user_id="3004", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
+    page.goto(idhub.lti_embedding.course_page_url(spec, embed=True))
+    frame = page.frame_locator("#lti-frame")
+    expect(frame.locator("#jp-main-dock-panel")).to_be_visible(timeout=180_000)  # JupyterLab, in the frame
+    page.screenshot(path=str(shots / "lti-embedded-jupyterlab.png"))
+    permissive.close()
+    idhub.stop_server("3004@moodle2", "lab")
+
+
+@pytest.mark.browser
+def test_with_embedding_enabled_a_browser_blocking_third_party_storage_gets_a_new_window(idhub, browser):
+    # Playwright's Chromium, like Safari or a private window, blocks third-party cookies and storage:
+    # JupyterLab cannot run in the frame, so the launch offers the new window instead of a broken frame
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    spec = LaunchSpec(user_id="3008", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
+    page.goto(idhub.lti_embedding.course_page_url(spec, embed=True))
+    button = page.frame_locator("#lti-frame").locator("#mydocker-open-new-window")
+    expect(button).to_be_visible(timeout=30_000)
+    with context.expect_page() as popup_info:
+        button.click()
+    popup_info.value.wait_for_url("**/user/3008@moodle2/lab/**", timeout=180_000)
+    context.close()
+    idhub.stop_server("3008@moodle2", "lab")

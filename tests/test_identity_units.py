@@ -149,7 +149,7 @@ def test_embedding_sets_cross_site_cookies_and_frame_ancestors():
     c = Config()
     c.MyDockerAuthenticator.lti_platforms = [{**MOODLE, "allow_embedding": True}]
     mydocker_config.finalize(c)
-    assert c.JupyterHub.tornado_settings["cookie_options"] == {"SameSite": "None", "Secure": True}
+    assert c.JupyterHub.tornado_settings["cookie_options"] == {"SameSite": "None", "Secure": True, "Partitioned": True}
     csp = c.JupyterHub.tornado_settings["headers"]["Content-Security-Policy"]
     assert csp == "frame-ancestors 'self' https://moodle.example.fr"
     assert c.SwarmEnvironmentSpawner.frame_ancestors == ["https://moodle.example.fr"]

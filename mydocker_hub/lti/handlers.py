@@ -17,12 +17,14 @@ from jupyterhub.utils import url_path_join
 from ltiauthenticator.utils import get_browser_protocol
 from tornado import web
 
+from ..cookies import enable_partitioned_cookies
 from ..environments import get_catalog
 from ..i18n import current_language
 from .deep_linking import content_item, response_jwt
 from .launch import DEEP_LINKING, RESOURCE_LINK, LaunchRejected
 
 STATE_COOKIE = "mydocker-lti-state"
+enable_partitioned_cookies()
 SLUG = r"[a-z0-9][a-z0-9-]{0,29}"
 
 
@@ -97,6 +99,7 @@ class LtiLoginInitHandler(_LtiHandler):
             httponly=True,
             secure=True,
             samesite="None",  # the launch comes back as a cross-site POST, possibly inside an iframe
+            partitioned=True,  # kept inside Moodle's iframe even where third-party cookies are blocked
         )
         params = {
             "scope": "openid",
@@ -163,18 +166,23 @@ class LtiLaunchHandler(_LtiHandler):
         if launch.message_type != RESOURCE_LINK:
             raise web.HTTPError(400, f"LTI message type {launch.message_type!r} is not supported.")
         next_url = next_url_for(launch, self.hub.base_url)
-        if bound and (not in_frame or launch.platform.allow_embedding):
+        if bound and not in_frame:
             user = await self.authenticator.login_lti_user(self, launch, auth_model)
             self.log.info("LTI launch: %s from %s -> %s", user.name, launch.platform.name, next_url)
             self.redirect(next_url)
             return
-        # inside Moodle's iframe without embedding: continue in a new window, where cookies work
+        # inside Moodle's iframe: continue in a new window, where cookies and storage work, unless embedding is
+        # enabled for this platform and the browser lets the frame keep cookies and storage (checked in the page)
+        embed_here = bound and launch.platform.allow_embedding
+        if embed_here:
+            user = await self.authenticator.login_lti_user(self, launch, auth_model)
+            self.log.info("LTI launch in Moodle's frame: %s from %s -> %s", user.name, launch.platform.name, next_url)
         token = tool.continuations.put((launch, auth_model, next_url))
         html = await self.render_template(
             "lti_continue.html",
             continue_url=self.hub_path("lti13", "continue", token),
+            embedded_url=next_url if embed_here else "",
             platform=launch.platform,
-            environment=next_url.rsplit("/join/", 1)[-1] if "/join/" in next_url else "",
         )
         self.finish(html)
 
