@@ -152,6 +152,11 @@ class LtiTestPlatform:
         kid = "rotated-away" if spec.tamper == "unknown_kid" else self.kid
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
+    def rotate_key(self) -> None:
+        """Moodle regenerating its key: a new key and kid, the old one no longer published."""
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = f"moodle-key-{uuid.uuid4().hex[:8]}"
+
     def jwks(self) -> dict:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         return {"keys": [{**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}]}

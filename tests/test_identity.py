@@ -84,6 +84,7 @@ c.MyDockerAuthenticator.oauth_callback_url = {hub.url + "/hub/oauth_callback"!r}
 c.MyDockerAuthenticator.username_source = "email"
 c.MyDockerAuthenticator.allowed_domains = {{"universite.example"}}
 c.MyDockerAuthenticator.admin_groups = {{"hub-admins"}}
+c.MyDockerAuthenticator.lti_keyset_min_refresh_interval = 0.5
 """
     )
     hub.oidc_url = oidc_url
@@ -283,6 +284,17 @@ def test_replayed_launch_is_refused(idhub):
     assert replay.status_code == 400 and "(nonce)" in text(replay), text(replay)[-3000:]
 
 
+def test_a_rotated_platform_key_is_fetched_on_its_first_launch(idhub):
+    # the second platform (its own keyset URL, untouched by the negative cases' refreshes)
+    session = _session()
+    first, _ = idhub.lti_embedding.launch_with_requests(LaunchSpec(user_id="710"), session)
+    assert first.status_code == 302
+    idhub.lti_embedding.rotate_key()
+    second, _ = idhub.lti_embedding.launch_with_requests(LaunchSpec(user_id="711"), _session())
+    assert second.status_code == 302, text(second)[-800:]
+    assert "LTI keyset" in idhub.log()
+
+
 def test_launch_without_the_browser_state_cookie_is_refused(idhub):
     _, response, fields = lti_launch(idhub, LaunchSpec(user_id="701"))
     # a third party posting a captured launch from another browser (no state cookie): refused
@@ -400,6 +412,9 @@ def test_with_embedding_enabled_the_environment_runs_inside_moodles_iframe(idhub
     page.goto(idhub.lti_embedding.course_page_url(spec, embed=True))
     frame = page.frame_locator("#lti-frame")
     expect(frame.locator("#jp-main-dock-panel")).to_be_visible(timeout=180_000)  # JupyterLab, in the frame
+    # fully loaded: the splash goes once its API calls (cookies, _xsrf) succeeded, and the file browser lists
+    expect(frame.locator("#jupyterlab-splash")).to_have_count(0, timeout=120_000)
+    expect(frame.locator(".jp-DirListing-content")).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "lti-embedded-jupyterlab.png"))
     permissive.close()
     idhub.stop_server("3004@moodle2", "lab")

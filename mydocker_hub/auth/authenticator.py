@@ -150,6 +150,13 @@ class MyDockerAuthenticator(GenericOAuthenticator):
     lti_keyset_ttl = Int(
         3600, config=True, help="""Seconds a platform's public keyset is cached (refreshed early on an unknown kid)."""
     )
+    lti_keyset_min_refresh_interval = Float(
+        10,
+        config=True,
+        help="""Least number of seconds between two fetches of a platform's keyset triggered by unknown key
+        ids (a forged token cannot make the hub hammer Moodle; a real key rotation waits at most this).
+        Default: 10.""",
+    )
     lti_tool_key_file = Unicode(
         config=True,
         help="""PEM file of the tool's private RSA key (created on first start, mode 0600); its public half
@@ -186,6 +193,7 @@ class MyDockerAuthenticator(GenericOAuthenticator):
                 key_file=self.lti_tool_key_file,
                 clock_leeway=self.lti_clock_leeway,
                 keyset_ttl=self.lti_keyset_ttl,
+                keyset_min_refresh_interval=self.lti_keyset_min_refresh_interval,
             )
         return self._lti_tool
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from dataclasses import dataclass
 
 import jwt
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.log import app_log
 
-log = logging.getLogger(__name__)
+log = app_log  # the hub's log, where admins look
 
 
 class KeysetError(Exception):

@@ -6,9 +6,10 @@ The authenticator owns one :class:`LtiTool`; the handlers in :mod:`.handlers` on
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from dataclasses import dataclass
+
+from tornado.log import app_log
 
 from .keyset import KeysetCache
 from .launch import Launch, PendingLogin, validate_launch
@@ -16,7 +17,7 @@ from .platforms import Platform, PlatformRegistry
 from .store import ExpiringStore
 from .toolkey import ToolKey
 
-log = logging.getLogger(__name__)
+log = app_log  # the hub's log, where admins look
 
 
 @dataclass
@@ -37,11 +38,12 @@ class LtiTool:
         key_file: str,
         clock_leeway: float = 60,
         keyset_ttl: float = 3600,
+        keyset_min_refresh_interval: float = 10,
         login_ttl: float = 600,
     ):
         self.registry = PlatformRegistry(platforms)
         self.clock_leeway = clock_leeway
-        self.keys = KeysetCache(ttl=keyset_ttl)
+        self.keys = KeysetCache(ttl=keyset_ttl, min_refresh_interval=keyset_min_refresh_interval)
         self.pending_logins = ExpiringStore(ttl=login_ttl)
         # a nonce must stay "used" for as long as a token carrying it could still pass the time checks
         self.used_nonces = ExpiringStore(ttl=max(login_ttl, 2 * clock_leeway + 300))
