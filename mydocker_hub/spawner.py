@@ -10,6 +10,7 @@ progress and failing fast with a reason when Swarm says the start cannot succeed
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 import uuid
@@ -23,7 +24,9 @@ from traitlets import Bool, Float, Integer, List, Unicode, default, validate
 from . import metrics
 from .credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
 from .environments import Environment, get_catalog
+from .handlers.pages import TEACHER_GROUP
 from .handlers.stub import ConnectionStub
+from .sessions.policy import Availability, availability, closed_message, is_privileged
 from .swarm import diagnose, names
 from .swarm.client import AsyncDocker
 from .swarm.ports import parse_port_range, pick_free_ports
@@ -131,6 +134,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         config=True,
         help="""Ask Swarm for ``no-new-privileges`` (honoured by engines with API >= 1.44; older
         engines ignore it, and a warning says so at the first start). Default: True.""",
+    )
+    session_early_access = Integer(
+        30 * 60,
+        config=True,
+        help="""Seconds before a class session's start from which its students see the environment (and
+        may start it, unless the session blocks starts before its start). Default: 1800.""",
     )
     frame_ancestors = List(
         Unicode(),
@@ -342,6 +351,17 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         error.jupyterhub_message = message  # what the progress page shows; the log keeps log_message
         return error
 
+    def availability(self, env: Environment, now: dt.datetime | None = None) -> Availability:
+        """Whether this spawner's user may see and start ``env`` now, given its class sessions."""
+        groups = self._user_groups()
+        return availability(
+            env,
+            now or dt.datetime.now(dt.timezone.utc),
+            groups=groups,
+            privileged=is_privileged(env, self.user.name, groups, bool(self.user.admin), TEACHER_GROUP),
+            early_access=dt.timedelta(seconds=self.session_early_access),
+        )
+
     def get_env(self):
         env = super().get_env()
         if self.frame_ancestors:
@@ -364,6 +384,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             )
         if not self.catalog.may_start(env, self.user.name, self._user_groups(), bool(self.user.admin)):
             raise self._fail("forbidden", f"You may not start the environment {env.slug!r}.", status_code=403)
+        available = self.availability(env)
+        if not available.startable:
+            raise self._fail("closed", closed_message(env, available), status_code=403)
         self.image = env.image
         self.default_url = ""
         self._emit(5, f"Requesting {env.localized_title('en')}")
