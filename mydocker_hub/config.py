@@ -12,9 +12,12 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 
+from .handlers.pages import TEACHER_GROUP
 from .i18n import I18nExtension, LanguageTransform
+from .scheduler.app import READ_SCOPE as SESSIONS_READ_SCOPE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,6 +89,59 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.Spawner.start_timeout = 600
     c.Spawner.http_timeout = 300
     c.Spawner.consecutive_failure_limit = 0
+
+    # -- hub-managed services: idle culler and class-session scheduler --------------------------------
+    services_environment = {
+        "MYDOCKER_ENVIRONMENTS_DIR": environments_dir,
+        "MYDOCKER_DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(base_dir),
+    }
+    c.JupyterHub.services = [
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--config-file={Path(__file__).parent / 'culler_config.py'}",
+                "--cull-every=60",
+                "--timeout=1200",  # environments without their own idle_timeout (default 20 min)
+                "--concurrency=10",
+            ],
+            "environment": services_environment,
+        },
+        {
+            "name": "scheduler",
+            "url": os.environ.get("MYDOCKER_SCHEDULER_URL", "http://127.0.0.1:8090"),
+            "command": [sys.executable, "-m", "mydocker_hub.scheduler"],
+            "environment": services_environment,
+            "oauth_client_allowed_scopes": [SESSIONS_READ_SCOPE],
+            "display": True,
+        },
+    ]
+    c.JupyterHub.custom_scopes = {
+        SESSIONS_READ_SCOPE: {"description": "See upcoming class sessions, pre-pull state and capacity verdicts."},
+    }
+    c.JupyterHub.load_roles = [
+        {
+            "name": "idle-culler",
+            "description": "jupyterhub-idle-culler: stop idle servers and servers past their lifetime",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers", "admin:server_state"],
+            "services": ["idle-culler"],
+        },
+        {
+            "name": "mydocker-scheduler",
+            "description": "Class-session scheduler: find the servers of a session and stop them at its end",
+            "scopes": ["list:users", "read:users", "read:users:groups", "read:servers", "servers"],
+            "services": ["scheduler"],
+        },
+        {
+            "name": "mydocker-session-viewers",
+            "description": "Teachers (and admins, who are in the teacher group) see the class-session page",
+            "scopes": [SESSIONS_READ_SCOPE, "access:services!service=scheduler"],
+            "groups": [TEACHER_GROUP],
+        },
+    ]
 
     # -- authentication -----------------------------------------------------------------------------
     # one authenticator with several doors: federation (OIDC), LTI 1.3 platforms, demo accounts

@@ -108,6 +108,16 @@ FRENCH = {
     "Add to the course": "Ajouter au cours",
     "Returning to Moodle…": "Retour vers Moodle…",
     "Continue": "Continuer",
+    # sessions and timers
+    "Class session until": "Séance jusqu'à",
+    "stopped at the end (your files are kept)": "éteint à la fin (vos fichiers sont conservés)",
+    "Opens at": "Ouvre le",
+    "The class session ends at": "La séance se termine à",
+    "this environment will be stopped, your files are kept.": (
+        "cet environnement sera éteint, vos fichiers sont conservés."
+    ),
+    "Stops automatically in": "S'éteint automatiquement dans",
+    "Extend": "Prolonger",
 }
 
 TRANSLATIONS = {"fr": FRENCH}

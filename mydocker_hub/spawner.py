@@ -239,14 +239,21 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     # -- state ------------------------------------------------------------------------------------
     _credentials_token = ""
 
+    #: epoch seconds at which the environment's max_lifetime stops this server (None: no limit); moved only
+    #: by an explicit "extend" (``extend_lifetime``), read by the culler from the server's state
+    lifetime_deadline: float | None = None
+
     def load_state(self, state):
         super().load_state(state)
         self._credentials_token = state.get("credentials", "")
+        self.lifetime_deadline = state.get("lifetime_deadline")
 
     def get_state(self):
         state = super().get_state()
         if self._credentials_token:
             state["credentials"] = self._credentials_token
+        if self.lifetime_deadline:
+            state["lifetime_deadline"] = self.lifetime_deadline
         return state
 
     def clear_state(self):
@@ -254,6 +261,15 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         token = self._credentials_token
         super().clear_state()
         self._credentials_token = token
+        self.lifetime_deadline = None
+
+    def extend_lifetime(self, now: float | None = None) -> float | None:
+        """Push the lifetime deadline to ``now + max_lifetime`` (the "extend" button); the new deadline."""
+        env = self.profile
+        if env is None or not env.max_lifetime:
+            return None
+        self.lifetime_deadline = (time.time() if now is None else now) + env.max_lifetime
+        return self.lifetime_deadline
 
     _credential_stores: dict[str, CredentialStore] = {}
 
@@ -366,6 +382,10 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         env = super().get_env()
         if self.frame_ancestors:
             env["MYDOCKER_FRAME_ANCESTORS"] = " ".join(self.frame_ancestors)
+        profile = self.profile
+        if profile is not None:
+            # the image culls idle kernels and terminals itself (images/README.md); the hub's culler stops the server
+            env["MYDOCKER_IDLE_TIMEOUT"] = str(profile.idle_timeout)
         cookie_options = dict(self.cookie_options or {})
         if cookie_options.pop("Partitioned", False):
             # images that follow our contract add it back (images/README.md); others must not choke on it
@@ -470,6 +490,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         finally:
             SwarmEnvironmentSpawner._reserved_ports.difference_update(allocated)
         self._emit(100, "Environment ready")
+        self.lifetime_deadline = time.time() + env.max_lifetime if env.max_lifetime else None
         return target
 
     def _home_volume(self, env: Environment) -> str | None:

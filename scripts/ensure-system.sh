@@ -91,7 +91,8 @@ ensure_venv() {
 }
 
 ensure_test_tools() {
-  ensure_apt chromium fonts-dejavu-core
+  # a real browser, and a real image registry the tests start on loopback
+  ensure_apt chromium fonts-dejavu-core docker-registry
 }
 
 ensure_apt debootstrap python3-venv git

@@ -31,6 +31,11 @@ def identity_prefix(run_prefix: str) -> str:
     return run_prefix + "i"
 
 
+def sessions_prefix(run_prefix: str) -> str:
+    """Prefix of the class-session tests' hub."""
+    return run_prefix + "s"
+
+
 @pytest.fixture(scope="session")
 def run_prefix():
     return f"mdt{secrets.token_hex(3)}"
@@ -43,15 +48,15 @@ def cleanup_docker(request, run_prefix):
         client = docker.APIClient(version="auto")
     except Exception:
         return
-    prefixes = (run_prefix, identity_prefix(run_prefix))
-    for prefix in prefixes:
-        for service in client.services(filters={"label": f"org.mydocker.managed={prefix}"}):
+    # every hub of the run uses a prefix that starts with the run prefix
+    for service in client.services(filters={"label": "org.mydocker.managed"}):
+        if service["Spec"].get("Labels", {}).get("org.mydocker.managed", "").startswith(run_prefix):
             client.remove_service(service["ID"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and client.containers(all=True, filters={"name": run_prefix}):
         time.sleep(0.5)
-    for prefix in prefixes:
-        for secret in client.secrets(filters={"label": f"org.mydocker.managed={prefix}"}):
+    for secret in client.secrets(filters={"label": "org.mydocker.managed"}):
+        if secret["Spec"].get("Labels", {}).get("org.mydocker.managed", "").startswith(run_prefix):
             try:
                 client.remove_secret(secret["ID"])
             except docker.errors.APIError:

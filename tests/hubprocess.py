@@ -120,9 +120,9 @@ class Hub:
             f"""
 c.SwarmEnvironmentSpawner.service_prefix = {prefix!r}
 c.SwarmEnvironmentSpawner.connection_stub_port = {free_port()}
-c.JupyterHub.services = [{{"name": "test-admin", "api_token": {self.token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "admin:groups",
-    "access:servers", "read:metrics", "tokens"], "services": ["test-admin"]}}]
+c.JupyterHub.services.append({{"name": "test-admin", "api_token": {self.token!r}}})
+c.JupyterHub.load_roles.append({{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "admin:groups",
+    "access:servers", "read:metrics", "tokens", "admin:server_state"], "services": ["test-admin"]}})
 c.JupyterHub.log_level = "DEBUG"
 c.MyDockerAuthenticator.demo_accounts = {{
     "student": {{"role": "student"}},
@@ -143,6 +143,7 @@ c.MyDockerAuthenticator.demo_accounts = {{
             MYDOCKER_DATA_DIR=str(workdir / "data"),
             MYDOCKER_ENVIRONMENTS_DIR=str(self.environments),
             MYDOCKER_CONFIG_D=str(self.config_d),
+            MYDOCKER_SCHEDULER_URL=f"http://127.0.0.1:{free_port()}",
             PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         )
         self.log_path = workdir / "hub.log"

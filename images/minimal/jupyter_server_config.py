@@ -18,5 +18,13 @@ if os.environ.get("MYDOCKER_COOKIE_PARTITIONED") == "1":
     _options = json.loads(os.environ.get("JUPYTERHUB_COOKIE_OPTIONS") or "{}")
     os.environ["JUPYTERHUB_COOKIE_OPTIONS"] = json.dumps({**_options, "Partitioned": True})
     _settings["xsrf_cookie_kwargs"] = {"samesite": "None", "secure": True, "partitioned": True}
+# MYDOCKER_IDLE_TIMEOUT: seconds; idle kernels and terminals are shut down after it (frees memory while
+# the hub's idle culler decides when to stop the whole server)
+_idle = int(os.environ.get("MYDOCKER_IDLE_TIMEOUT", "0") or 0)
+if _idle > 0:
+    c.MappingKernelManager.cull_idle_timeout = _idle  # noqa: F821
+    c.MappingKernelManager.cull_interval = 60  # noqa: F821
+    c.TerminalManager.cull_inactive_timeout = _idle  # noqa: F821
+    c.TerminalManager.cull_interval = 60  # noqa: F821
 if _settings:
     c.ServerApp.tornado_settings = _settings  # noqa: F821 (c is provided by Jupyter)

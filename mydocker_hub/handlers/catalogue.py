@@ -18,7 +18,12 @@ async def render_catalogue(spawner) -> str:
     user = spawner.user
     groups = {group.name for group in user.groups}
     environments = catalog.visible_to(user.name, groups, bool(user.admin))
-    cards = [card_view(env, lang, user.spawners.get(env.slug)) for env in environments]
+    cards = []
+    for env in environments:
+        available = spawner.availability(env)
+        running = user.spawners.get(env.slug)
+        if available.visible or (running is not None and running.active):
+            cards.append(card_view(env, lang, running, available))
     jinja_env = handler.settings["jinja2_env"] if handler is not None else None
     if jinja_env is None:
         return ""

@@ -11,6 +11,7 @@ from tornado import web
 
 from ..environments import get_catalog
 from ..i18n import current_language
+from ..sessions.policy import closed_message
 from .views import card_view, format_bytes, render_link
 
 TEACHER_GROUP = "teacher"
@@ -48,6 +49,9 @@ class JoinHandler(_EnvironmentPage):
         if spawner is not None and spawner.ready:
             self.redirect(next_url)
             return
+        available = user.spawner.availability(env)
+        if not available.startable:
+            raise web.HTTPError(403, closed_message(env, available))
         spawn_url = url_path_join(self.hub.base_url, "spawn", quote(user.name, safe=""), slug)
         self.redirect(f"{spawn_url}?next={quote(next_url, safe='')}")
 
@@ -116,8 +120,33 @@ class ConnectionHandler(_EnvironmentPage):
             server_url=url_path_join(owner.prefix, server_name) + "/",
             server_name=server_name,
             format_bytes=format_bytes,
+            availability=owner.spawner.availability(env) if env else None,
+            lifetime_deadline=spawner.lifetime_deadline if spawner.ready else None,
+            can_extend=bool(spawner.ready and env and env.max_lifetime and current.name == username),
         )
         self.finish(html)
+
+
+class ExtendHandler(_EnvironmentPage):
+    """``POST /hub/environments/<user>/<server>/extend``: the owner's explicit click moves the lifetime deadline."""
+
+    @web.authenticated
+    async def post(self, username: str, server_name: str):
+        current = self.current_user
+        owner = self.find_user(username)
+        if owner is None or current.name != username or server_name not in owner.spawners:
+            raise web.HTTPError(404)
+        spawner = owner.spawners[server_name]
+        if not spawner.ready:
+            raise web.HTTPError(409, "This environment is not running.")
+        deadline = spawner.extend_lifetime()
+        if deadline is None:
+            raise web.HTTPError(400, "This environment has no maximum lifetime to extend.")
+        spawner.orm_spawner.state = spawner.get_state()
+        self.db.commit()
+        self.log.info("%s extended %s/%s until %s", current.name, username, server_name, deadline)
+        self.set_header("Content-Type", "application/json")
+        self.finish({"lifetime_deadline": deadline})
 
 
 class EnvironmentStatusHandler(_EnvironmentPage):
@@ -146,5 +175,6 @@ def extra_handlers() -> list[tuple]:
     return [
         (r"/join/([a-z0-9][a-z0-9-]{0,29})(?:/user-redirect/(.*))?/?", JoinHandler),
         (r"/environments/?", EnvironmentStatusHandler),
+        (r"/environments/([^/]+)/([^/]+)/extend", ExtendHandler),
         (r"/environments/([^/]+)/([^/]+)/?", ConnectionHandler),
     ]

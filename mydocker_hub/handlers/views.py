@@ -71,9 +71,10 @@ class CardView:
     interfaces: list[str]
     running: bool
     pending: bool
+    availability: object = None  # sessions.policy.Availability, when known
 
 
-def card_view(env: Environment, lang: str, spawner=None) -> CardView:
+def card_view(env: Environment, lang: str, spawner=None, availability=None) -> CardView:
     return CardView(
         env=env,
         title=env.localized_title(lang),
@@ -81,4 +82,5 @@ def card_view(env: Environment, lang: str, spawner=None) -> CardView:
         interfaces=interfaces_of(env),
         running=bool(spawner and spawner.ready),
         pending=bool(spawner and spawner.pending),
+        availability=availability,
     )

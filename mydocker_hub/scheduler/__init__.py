@@ -1,0 +1,1 @@
+"""The class-session scheduler: a hub-managed service (see README.md for its scopes)."""

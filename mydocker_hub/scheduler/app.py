@@ -1,0 +1,187 @@
+"""``python -m mydocker_hub.scheduler``: the class-session scheduler as a hub-managed service.
+
+A thin traitlets Application around :class:`.core.Scheduler`: a ``PeriodicCallback`` runs a tick every
+``--interval`` seconds, and a small web app (behind the hub's OAuth) shows teachers and admins the upcoming
+sessions, the pre-pull state per node and the capacity verdicts, at ``/services/<name>/`` (HTML) and
+``/services/<name>/api/sessions`` (JSON).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import ioloop, web
+from tornado.httpserver import HTTPServer
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Application
+
+from ..swarm.client import AsyncDocker
+from .core import HubClient, Scheduler
+from .prepull import PrePuller
+
+READ_SCOPE = "custom:mydocker-sessions:read"
+
+
+def _pull_item(pull: dict) -> str:
+    status = html.escape(pull["status"])
+    reason = f" ({html.escape(pull['reason'])})" if pull.get("reason") else ""
+    return f'<li class="prepull-{status}">{html.escape(pull["hostname"])}: {status}{reason}</li>'
+
+
+def _flags(session: dict) -> str:
+    flags = [("blocked before start", session["block_before_start"]), ("stop at end", session["stop_at_end"])]
+    return ", ".join(label for label, on in flags if on)
+
+
+class _Page(HubOAuthenticated, web.RequestHandler):
+    hub_scopes = [READ_SCOPE]
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.settings["scheduler"]
+
+
+class SessionsJson(_Page):
+    @web.authenticated
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(self.scheduler.report()))
+
+
+class SessionsPage(_Page):
+    @web.authenticated
+    def get(self):
+        report = self.scheduler.report()
+        rows = []
+        for s in report["sessions"]:
+            pulls = "".join(_pull_item(p) for p in s["prepull"]) or f"<li>from {html.escape(s['prepull_from'])}</li>"
+            verdict_class = "text-success" if s["fits"] else ("text-danger fw-bold" if s["fits"] is False else "")
+            ended = f"<br><small>ended: {len(s['ended']['stopped'])} stopped</small>" if s["ended"] else ""
+            rows.append(
+                "<tr class='session' data-environment='{env}'><td><strong>{title}</strong><br><code>{env}</code></td>"
+                "<td><time>{start}</time><br>→ <time>{end}</time>{ended}</td><td>{students}{groups}</td>"
+                "<td>{flags}</td><td><ul class='list-unstyled mb-0'>{pulls}</ul></td>"
+                "<td class='capacity {vc}'>{capacity}</td></tr>".format(
+                    env=html.escape(s["environment"]),
+                    title=html.escape(s["title"]),
+                    start=html.escape(s["start"]),
+                    end=html.escape(s["end"]),
+                    ended=ended,
+                    students=s["students"],
+                    groups=("<br><small>" + html.escape(", ".join(s["groups"])) + "</small>") if s["groups"] else "",
+                    flags=_flags(s),
+                    pulls=pulls,
+                    vc=verdict_class,
+                    capacity=html.escape(s["capacity"]),
+                )
+            )
+        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        self.finish(
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class sessions</title>"
+            f"<link rel='stylesheet' href='{url_path_join(hub_prefix, 'hub/static/css/style.min.css')}'></head>"
+            "<body><div class='container py-3'>"
+            f"<p><a href='{url_path_join(hub_prefix, 'hub/home')}'>&larr; hub</a></p>"
+            "<h1 class='h3'>Class sessions</h1>"
+            "<p class='text-muted'>Upcoming and running sessions of every environment file, the pre-pull of "
+            "their image on each node, and whether the class fits on the nodes.</p>"
+            "<table class='table table-sm sessions'><thead><tr><th>Environment</th><th>When</th><th>Students</th>"
+            "<th></th><th>Pre-pull per node</th><th>Capacity</th></tr></thead><tbody>"
+            + ("".join(rows) or "<tr><td colspan='6'>No session planned.</td></tr>")
+            + "</tbody></table></div></body></html>"
+        )
+
+
+class SchedulerApp(Application):
+    name = "mydocker-scheduler"
+    description = "Pre-pulls images before class sessions, stops sessions at their end, checks capacity."
+
+    environments_dir = Unicode(
+        config=True, help="Directory of the environment files (default: $MYDOCKER_ENVIRONMENTS_DIR)."
+    )
+
+    @default("environments_dir")
+    def _default_environments_dir(self):
+        return os.environ.get("MYDOCKER_ENVIRONMENTS_DIR", "environments")
+
+    state_file = Unicode(
+        config=True,
+        help="JSON file keeping per-node pre-pull results and ended sessions (default: in $MYDOCKER_DATA_DIR).",
+    )
+
+    @default("state_file")
+    def _default_state_file(self):
+        return os.path.join(os.environ.get("MYDOCKER_DATA_DIR", "."), "scheduler-state.json")
+
+    interval = Float(60, config=True, help="Seconds between two rounds. Default: 60.")
+    prepull_lead = Integer(30 * 60, config=True, help="Seconds before a session's start to pre-pull. Default: 1800.")
+    capacity_horizon_days = Integer(7, config=True, help="Days ahead for which capacity is checked. Default: 7.")
+    service_label = Unicode(
+        "mydocker",
+        config=True,
+        help="Value of the org.mydocker.managed label (and name prefix) of pre-pull services. Default: mydocker.",
+    )
+    node_pool_label = Unicode("org.mydocker.pool", config=True, help="Node label naming a node's pool.")
+    api_url = Unicode(config=True, help="The hub's API URL (default: $JUPYTERHUB_API_URL).")
+
+    @default("api_url")
+    def _default_api_url(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    aliases = {
+        "environments-dir": "SchedulerApp.environments_dir",
+        "state-file": "SchedulerApp.state_file",
+        "interval": "SchedulerApp.interval",
+        "prepull-lead": "SchedulerApp.prepull_lead",
+        "capacity-horizon-days": "SchedulerApp.capacity_horizon_days",
+        "service-label": "SchedulerApp.service_label",
+        "node-pool-label": "SchedulerApp.node_pool_label",
+        "api-url": "SchedulerApp.api_url",
+    }
+
+    def build_scheduler(self) -> Scheduler:
+        docker = AsyncDocker.shared(4)
+        return Scheduler(
+            environments_dir=self.environments_dir,
+            hub=HubClient(self.api_url, os.environ.get("JUPYTERHUB_API_TOKEN", "")),
+            prepuller=PrePuller(docker, label=self.service_label, pool_label=self.node_pool_label),
+            state_file=self.state_file,
+            prepull_lead=dt.timedelta(seconds=self.prepull_lead),
+            capacity_horizon=dt.timedelta(days=self.capacity_horizon_days),
+            log=self.log,
+        )
+
+    def start(self):
+        scheduler = self.build_scheduler()
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scheduler/")
+        app = web.Application(
+            [
+                (prefix, SessionsPage),
+                (url_path_join(prefix, "api/sessions"), SessionsJson),
+                (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            ],
+            scheduler=scheduler,
+            cookie_secret=os.urandom(32),
+        )
+        service_url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+        HTTPServer(app).listen(service_url.port, service_url.hostname)
+
+        async def tick():
+            try:
+                await scheduler.tick()
+            except Exception:
+                self.log.exception("Scheduler round failed; the next one retries")
+
+        loop = ioloop.IOLoop.current()
+        loop.add_callback(tick)
+        ioloop.PeriodicCallback(tick, self.interval * 1000).start()
+        self.log.info("Scheduler serving %s, every %ss", prefix, self.interval)
+        loop.start()
+
+
+main = SchedulerApp.launch_instance

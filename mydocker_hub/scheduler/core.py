@@ -1,0 +1,216 @@
+"""The scheduler's core: one ``tick(now)`` does everything that is due. The clock is a parameter.
+
+- **Pre-pull**: from ``prepull_lead`` before a session until its end, the environment's image is put on
+  every eligible node; failures are retried at the next tick, nodes that join are covered too.
+- **End**: at the end of a session with ``stop_at_end``, the running servers of that session (its
+  environment, users in its groups, not teachers) are stopped through the hub's API; homes are kept.
+  Students are warned beforehand on the hub's pages (computed from the same files).
+- **Capacity**: a verdict per upcoming session (``capacity.verdicts``); misfits are logged for admins
+  and shown on the service's page for teachers and admins.
+State (per-node pulls, sessions already ended) is kept in a JSON file so a restart repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from ..environments import get_catalog
+from ..environments.model import Environment, Session
+from ..sessions.policy import availability, sessions_for
+from .capacity import NodeCapacity, Verdict, verdicts
+from .prepull import PrePuller
+
+TEACHER_GROUP = "teacher"
+
+
+def session_key(env: Environment, session: Session) -> str:
+    return f"{env.slug}@{session.start.isoformat()}"
+
+
+class HubClient:
+    """The few hub API calls the scheduler makes, with its service token."""
+
+    def __init__(self, api_url: str, token: str):
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+
+    async def request(self, method: str, path: str, body=None):
+        request = HTTPRequest(
+            f"{self.api_url}/{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            body=json.dumps(body) if body is not None else (None if method in ("GET", "DELETE") else ""),
+            request_timeout=60,
+            allow_nonstandard_methods=True,
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        if response.code >= 400 and response.code != 404:
+            raise RuntimeError(f"hub API {method} {path}: HTTP {response.code}")
+        return json.loads(response.body) if response.body and response.code < 300 else None
+
+    async def users_with_servers(self) -> list[dict]:
+        return await self.request("GET", "users?state=active&limit=10000") or []
+
+    async def stop_server(self, user: str, server: str) -> None:
+        await self.request("DELETE", f"users/{quote(user, safe='')}/servers/{quote(server, safe='')}")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        environments_dir: str,
+        hub: HubClient,
+        prepuller: PrePuller,
+        state_file: str,
+        prepull_lead: dt.timedelta = dt.timedelta(minutes=30),
+        capacity_horizon: dt.timedelta = dt.timedelta(days=7),
+        end_grace: dt.timedelta = dt.timedelta(hours=1),
+        log: logging.Logger | None = None,
+    ):
+        self.catalog = get_catalog(environments_dir)
+        self.hub = hub
+        self.prepuller = prepuller
+        self.state_file = Path(state_file)
+        self.prepull_lead = prepull_lead
+        self.capacity_horizon = capacity_horizon
+        self.end_grace = end_grace
+        self.log = log or logging.getLogger(__name__)
+        self.state = self._load_state()
+        self.verdicts: list[Verdict] = []
+        self.nodes: list[NodeCapacity] = []
+        self._lock = asyncio.Lock()
+
+    # -- state ------------------------------------------------------------------------------------------
+    def _load_state(self) -> dict:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        state.setdefault("prepull", {})  # image -> node id -> NodePull as JSON
+        state.setdefault("ended", {})  # session key -> {"at": iso, "stopped": [user/server, ...]}
+        return state
+
+    def _save_state(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+        os.replace(temporary, self.state_file)
+
+    # -- one round ----------------------------------------------------------------------------------------
+    async def tick(self, now: dt.datetime | None = None) -> None:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        async with self._lock:
+            await asyncio.to_thread(self.catalog.reload_if_changed)
+            environments = list(self.catalog.environments.values())
+            await self._capacity(environments, now)
+            await self._prepull(environments, now)
+            await self._end_sessions(environments, now)
+            self._save_state()
+
+    async def _capacity(self, environments: list[Environment], now: dt.datetime) -> None:
+        nodes = await self.prepuller.docker.call("nodes")
+        self.nodes = [
+            NodeCapacity(
+                node_id=n["ID"],
+                hostname=n.get("Description", {}).get("Hostname", n["ID"][:12]),
+                cpus=n.get("Description", {}).get("Resources", {}).get("NanoCPUs", 0) / 1e9,
+                memory=n.get("Description", {}).get("Resources", {}).get("MemoryBytes", 0),
+                pool=n.get("Spec", {}).get("Labels", {}).get(self.prepuller.pool_label, ""),
+                ready=n.get("Status", {}).get("State") == "ready" and n.get("Spec", {}).get("Availability") == "active",
+            )
+            for n in nodes
+        ]
+        self.verdicts = verdicts(environments, self.nodes, now, self.capacity_horizon)
+        for verdict in self.verdicts:
+            if not verdict.fits:
+                self.log.warning(
+                    "Session of %s at %s %s", verdict.environment, verdict.session.start.isoformat(), verdict.message
+                )
+
+    async def _prepull(self, environments: list[Environment], now: dt.datetime) -> None:
+        due: dict[tuple[str, str | None], list[str]] = {}
+        for env in environments:
+            for session in env.sessions:
+                if session.start - self.prepull_lead <= now < session.end:
+                    due.setdefault((env.image, env.resources.node_pool), []).append(session_key(env, session))
+        for (image, pool), keys in sorted(due.items(), key=lambda item: item[0][0]):
+            known = self.state["prepull"].setdefault(image, {})
+            nodes = await self.prepuller.nodes(pool)
+            missing = {n["ID"] for n in nodes if known.get(n["ID"], {}).get("status") != "pulled"}
+            if not missing:
+                continue
+            self.log.info("Pre-pulling %s on %d node(s) for %s", image, len(missing), ", ".join(keys))
+            for result in await self.prepuller.pull(image, pool, only_nodes=missing):
+                known[result.node_id] = result.to_json()
+                if result.status != "pulled":
+                    self.log.warning("Pre-pull of %s on %s failed: %s", image, result.hostname, result.reason)
+
+    async def _end_sessions(self, environments: list[Environment], now: dt.datetime) -> None:
+        ending = [
+            (env, session)
+            for env in environments
+            for session in env.sessions
+            if session.stop_at_end
+            and session.end <= now < session.end + self.end_grace
+            and session_key(env, session) not in self.state["ended"]
+        ]
+        if not ending:
+            return
+        users = await self.hub.users_with_servers()
+        for env, session in ending:
+            stopped = []
+            for user in users:
+                server = (user.get("servers") or {}).get(env.slug)
+                if not server:
+                    continue
+                groups = user.get("groups") or []
+                if user.get("admin") or TEACHER_GROUP in groups or session not in sessions_for(env, groups):
+                    continue  # teachers and admins are not bound by sessions; other groups' sessions go on
+                following = availability(env, now, groups=groups)
+                if following.session is not None and following.session.start <= now:
+                    continue  # the student is already in the next session of this environment
+                await self.hub.stop_server(user["name"], env.slug)
+                stopped.append(f"{user['name']}/{env.slug}")
+            self.state["ended"][session_key(env, session)] = {"at": now.isoformat(), "stopped": stopped}
+            self.log.info("Session %s ended: stopped %d server(s)", session_key(env, session), len(stopped))
+
+    # -- what the page shows --------------------------------------------------------------------------------
+    def report(self, now: dt.datetime | None = None) -> dict:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        sessions = []
+        by_key = {(v.environment, v.session.start): v for v in self.verdicts}
+        for env in sorted(self.catalog.environments.values(), key=lambda e: e.slug):
+            for session in env.sessions:
+                if session.end < now - self.end_grace:
+                    continue
+                verdict = by_key.get((env.slug, session.start))
+                pulls = self.state["prepull"].get(env.image, {})
+                sessions.append(
+                    {
+                        "environment": env.slug,
+                        "title": env.localized_title("en"),
+                        "image": env.image,
+                        "start": session.start.isoformat(),
+                        "end": session.end.isoformat(),
+                        "students": session.students,
+                        "groups": list(session.groups),
+                        "block_before_start": session.block_before_start,
+                        "stop_at_end": session.stop_at_end,
+                        "prepull_from": (session.start - self.prepull_lead).isoformat(),
+                        "prepull": sorted(pulls.values(), key=lambda p: p["hostname"]),
+                        "capacity": verdict.message if verdict else "not computed yet",
+                        "fits": verdict.fits if verdict else None,
+                        "ended": self.state["ended"].get(session_key(env, session)),
+                    }
+                )
+        sessions.sort(key=lambda s: s["start"])
+        return {"now": now.isoformat(), "sessions": sessions}
