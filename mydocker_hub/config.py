@@ -116,6 +116,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
             "command": [sys.executable, "-m", "mydocker_hub.scheduler"],
             "environment": services_environment,
             "oauth_client_allowed_scopes": [SESSIONS_READ_SCOPE],
+            "oauth_no_confirm": True,  # our own service: no "authorize access" page
             "display": True,
         },
     ]

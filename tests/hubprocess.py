@@ -122,7 +122,8 @@ c.SwarmEnvironmentSpawner.service_prefix = {prefix!r}
 c.SwarmEnvironmentSpawner.connection_stub_port = {free_port()}
 c.JupyterHub.services.append({{"name": "test-admin", "api_token": {self.token!r}}})
 c.JupyterHub.load_roles.append({{"name": "test-admin", "scopes": ["admin:users", "admin:servers", "admin:groups",
-    "access:servers", "read:metrics", "tokens", "admin:server_state"], "services": ["test-admin"]}})
+    "access:servers", "read:metrics", "tokens", "admin:server_state",
+    "list:services", "read:services"], "services": ["test-admin"]}})
 c.JupyterHub.log_level = "DEBUG"
 c.MyDockerAuthenticator.demo_accounts = {{
     "student": {{"role": "student"}},
