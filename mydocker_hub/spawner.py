@@ -386,6 +386,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         if profile is not None:
             # the image culls idle kernels and terminals itself (images/README.md); the hub's culler stops the server
             env["MYDOCKER_IDLE_TIMEOUT"] = str(profile.idle_timeout)
+            available = self.availability(profile)
+            if available.stops_at_end:
+                env["MYDOCKER_SESSION_END"] = available.ends_at.isoformat()  # shells announce it (images/README.md)
         cookie_options = dict(self.cookie_options or {})
         if cookie_options.pop("Partitioned", False):
             # images that follow our contract add it back (images/README.md); others must not choke on it

@@ -19,7 +19,7 @@ from mydocker_hub import culling
 from mydocker_hub.scheduler.core import HubClient, Scheduler
 from mydocker_hub.scheduler.prepull import PrePuller
 from mydocker_hub.swarm.client import AsyncDocker
-from mydocker_hub.swarm.names import home_volume_name
+from mydocker_hub.swarm.names import home_volume_name, service_name
 
 from .conftest import sessions_prefix
 from .hubprocess import TEST_IMAGE, Hub, wait_for
@@ -204,9 +204,17 @@ def test_stop_at_end_stops_exactly_that_sessions_servers_and_keeps_their_data(sh
     body = {"type": "file", "format": "text", "content": "my class work"}
     put = requests.put(f"{shub.url}/user/alice/endclass/api/contents/work.txt", json=body, headers=headers, timeout=30)
     assert put.status_code in (200, 201)
-    # the end is announced on the student's page
+    # the end is announced on the student's page, and in the environment's shells
     home = shub.login("alice").get(f"{shub.url}/hub/home").text
     assert "mydocker-session-end" in home
+    service = service_name(sessions_prefix(run_prefix), "alice", "endclass")
+    container = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()[0]
+    shell = subprocess.run(["docker", "exec", container, "bash", "-ic", "true"], capture_output=True, text=True)
+    assert "Class session ends at" in shell.stdout + shell.stderr
 
     scheduler = scheduler_for(shub, run_prefix, tmp_path)
     run(scheduler.tick(now=NOW + dt.timedelta(minutes=50)))  # before the end: nothing stops
