@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,6 +39,15 @@ def sh(*args: str, stdin: str | None = None) -> str:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed: {result.stderr}")
     return result.stdout
+
+
+def remove_image(image: str) -> None:
+    """Remove the image once Swarm has removed the stopped server's container (it does so asynchronously)."""
+    for _ in range(120):
+        if not sh("docker", "ps", "-aq", "--filter", f"ancestor={image}").strip():
+            break
+        time.sleep(0.5)
+    sh("docker", "rmi", image)
 
 
 def main() -> None:
@@ -72,7 +82,7 @@ def main() -> None:
             )
             results["cold (on demand)"].append(hub.spawn("teacher", slug))
             hub.stop_server("teacher", slug)
-            sh("docker", "rmi", image)
+            remove_image(image)
             scheduler = Scheduler(
                 environments_dir=str(hub.environments),
                 hub=HubClient(f"{hub.url}/hub/api", hub.token),
@@ -84,7 +94,7 @@ def main() -> None:
             hub.stop_server("teacher", slug)
             results["warm"].append(hub.spawn("teacher", slug))
             hub.stop_server("teacher", slug)
-            sh("docker", "rmi", image)
+            remove_image(image)
     finally:
         hub.stop()
         registry.stop()

@@ -118,6 +118,7 @@ FRENCH = {
     ),
     "Stops automatically in": "S'éteint automatiquement dans",
     "Extend": "Prolonger",
+    "Class sessions": "Séances",
 }
 
 TRANSLATIONS = {"fr": FRENCH}

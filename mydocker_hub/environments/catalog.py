@@ -18,8 +18,10 @@ class EnvironmentCatalog:
     down); its errors are reported with a note saying so. A deleted file disappears.
     """
 
-    def __init__(self, directory, log: logging.Logger | None = None):
+    def __init__(self, directory, log: logging.Logger | None = None, extra_directories=()):
         self.directory = Path(directory)
+        # generated profiles (e.g. the image builder's "test this build" servers) live outside teachers' git
+        self.directories = [self.directory, *(Path(d) for d in extra_directories)]
         self.log = log or logging.getLogger(__name__)
         self.environments: dict[str, Environment] = {}
         self.errors: list[ProfileError] = []
@@ -29,13 +31,16 @@ class EnvironmentCatalog:
 
     def _current_signature(self) -> tuple:
         entries = []
-        for path in profile_files(self.directory):
+        for path in self._files():
             try:
                 stat = path.stat()
             except OSError:
                 continue
-            entries.append((path.name, stat.st_mtime_ns, stat.st_size))
+            entries.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(entries)
+
+    def _files(self) -> list[Path]:
+        return [path for directory in self.directories for path in profile_files(directory)]
 
     def reload_if_changed(self) -> bool:
         """Re-read the directory if a file was added, changed or removed; True if it did."""
@@ -49,7 +54,7 @@ class EnvironmentCatalog:
 
     def _reload(self) -> None:
         loaded = []
-        for path in profile_files(self.directory):
+        for path in self._files():
             name = str(path)
             environment, file_errors = load_file(path)
             if file_errors and name in self._by_file:
@@ -93,14 +98,20 @@ class EnvironmentCatalog:
         )
 
 
-_catalogs: dict[str, EnvironmentCatalog] = {}
+_catalogs: dict[tuple, EnvironmentCatalog] = {}
 _catalogs_lock = threading.Lock()
 
 
-def get_catalog(directory, log: logging.Logger | None = None) -> EnvironmentCatalog:
-    """One shared catalogue per directory (``log``: the hub's logger, used by the first caller)."""
-    key = os.path.abspath(str(directory))
+def get_catalog(directory, log: logging.Logger | None = None, extra_directories=None) -> EnvironmentCatalog:
+    """One shared catalogue per directory (``log``: the hub's logger, used by the first caller).
+
+    ``extra_directories`` (default: ``$MYDOCKER_EXTRA_ENVIRONMENTS_DIRS``, ``os.pathsep``-separated) hold
+    generated profiles, read after the teachers' directory.
+    """
+    if extra_directories is None:
+        extra_directories = [d for d in os.environ.get("MYDOCKER_EXTRA_ENVIRONMENTS_DIRS", "").split(os.pathsep) if d]
+    key = (os.path.abspath(str(directory)), *(os.path.abspath(str(d)) for d in extra_directories))
     with _catalogs_lock:
         if key not in _catalogs:
-            _catalogs[key] = EnvironmentCatalog(key, log=log)
+            _catalogs[key] = EnvironmentCatalog(key[0], log=log, extra_directories=key[1:])
         return _catalogs[key]
