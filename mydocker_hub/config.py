@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .builder.app import BUILD_SCOPE
 from .handlers.pages import TEACHER_GROUP
 from .i18n import I18nExtension, LanguageTransform
 from .scheduler.app import READ_SCOPE as SESSIONS_READ_SCOPE
@@ -124,9 +125,25 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
             "oauth_no_confirm": True,  # our own service: no "authorize access" page
             "display": True,
         },
+        {
+            "name": "builder",
+            "url": os.environ.get("MYDOCKER_BUILDER_URL", "http://127.0.0.1:8091"),
+            "command": [sys.executable, "-m", "mydocker_hub.builder"],
+            "environment": {
+                **services_environment,
+                "MYDOCKER_IMAGES_DIR": os.environ.get("MYDOCKER_IMAGES_DIR") or str(base_dir / "images"),
+                "MYDOCKER_REGISTRY": os.environ.get("MYDOCKER_REGISTRY", ""),
+                "MYDOCKER_BUILD_BASE_IMAGE": os.environ.get("MYDOCKER_BUILD_BASE_IMAGE", ""),
+                "MYDOCKER_BUILD_CA_BUNDLE": os.environ.get("MYDOCKER_BUILD_CA_BUNDLE", ""),
+            },
+            "oauth_client_allowed_scopes": [BUILD_SCOPE],
+            "oauth_no_confirm": True,
+            "display": True,
+        },
     ]
     c.JupyterHub.custom_scopes = {
         SESSIONS_READ_SCOPE: {"description": "See upcoming class sessions, pre-pull state and capacity verdicts."},
+        BUILD_SCOPE: {"description": "Build environment images, see their history, test builds."},
     }
     c.JupyterHub.load_roles = [
         {
@@ -145,6 +162,12 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
             "name": "mydocker-session-viewers",
             "description": "Teachers (and admins, who are in the teacher group) see the class-session page",
             "scopes": [SESSIONS_READ_SCOPE, "access:services!service=scheduler"],
+            "groups": [TEACHER_GROUP],
+        },
+        {
+            "name": "mydocker-image-builders",
+            "description": "Only teachers (and admins, who are in the teacher group) build images",
+            "scopes": [BUILD_SCOPE, "access:services!service=builder"],
             "groups": [TEACHER_GROUP],
         },
     ]

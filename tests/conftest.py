@@ -122,3 +122,13 @@ def shots(tmp_path):
     directory = Path(os.environ.get("MYDOCKER_SCREENSHOTS", tmp_path))
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """A real image registry on loopback (Debian's docker-registry), for the whole run."""
+    from .registry import Registry
+
+    registry = Registry(tmp_path_factory.mktemp("registry"))
+    yield registry
+    registry.stop()

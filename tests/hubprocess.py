@@ -145,6 +145,7 @@ c.MyDockerAuthenticator.demo_accounts = {{
             MYDOCKER_ENVIRONMENTS_DIR=str(self.environments),
             MYDOCKER_CONFIG_D=str(self.config_d),
             MYDOCKER_SCHEDULER_URL=f"http://127.0.0.1:{free_port()}",
+            MYDOCKER_BUILDER_URL=f"http://127.0.0.1:{free_port()}",
             PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         )
         self.log_path = workdir / "hub.log"

@@ -23,7 +23,6 @@ from mydocker_hub.swarm.names import home_volume_name, service_name
 
 from .conftest import sessions_prefix
 from .hubprocess import TEST_IMAGE, Hub, wait_for
-from .registry import Registry
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -81,13 +80,6 @@ def shub(tmp_path_factory, run_prefix, docker_api):
         hub.login(name)  # the demo login sets their groups
     yield hub
     hub.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    registry = Registry(tmp_path_factory.mktemp("registry"))
-    yield registry
-    registry.stop()
 
 
 def scheduler_for(hub: Hub, run_prefix: str, tmp_path) -> Scheduler:

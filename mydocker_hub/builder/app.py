@@ -1,0 +1,367 @@
+"""``python -m mydocker_hub.builder``: the image builder as a hub-managed service.
+
+Pages (behind the hub's OAuth; only holders of ``custom:mydocker-images:build``, i.e. teachers and admins):
+``/services/builder/`` images and upload form, ``images/<name>`` history, ``builds/<name>/<id>`` live log,
+"test this build"; JSON at ``api/...``. See README.md.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import ioloop, web
+from tornado.httpserver import HTTPServer
+from traitlets import Integer, Unicode, default
+from traitlets.config import Application
+
+from .archive import UploadRefused, extract_zip
+from .records import BuildStore
+from .runner import BuildRunner
+from .sources import IMAGE_NAME, load_sources, write_upload_metadata
+from .testserver import write_test_profile
+
+BUILD_SCOPE = "custom:mydocker-images:build"
+e = html.escape
+
+
+class _Page(HubOAuthenticated, web.RequestHandler):
+    hub_scopes = [BUILD_SCOPE]
+
+    @property
+    def app(self) -> BuilderApp:
+        return self.settings["builder"]
+
+    @property
+    def prefix(self) -> str:
+        return self.settings["service_prefix"]
+
+    def who(self) -> tuple[str, bool]:
+        user = self.current_user
+        return user["name"], bool(user.get("admin"))
+
+    def sources(self):
+        return load_sources(self.app.images_path, self.app.uploads_path)
+
+    def source_or_404(self, name: str, *, build: bool = False):
+        source = self.sources().get(name)
+        username, admin = self.who()
+        if source is None or not source.may_view(username, admin):
+            raise web.HTTPError(404, f"No image {name!r} you may see.")
+        if build and not source.may_build(username, admin):
+            raise web.HTTPError(403, f"Only the owners and editors of {name!r} (and admins) can build it.")
+        return source
+
+    def page(self, title: str, body: str) -> None:
+        hub = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        self.finish(
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{e(title)}</title>"
+            f"<link rel='stylesheet' href='{url_path_join(hub, 'hub/static/css/style.min.css')}'></head><body>"
+            f"<div class='container py-3'><p><a href='{url_path_join(hub, 'hub/home')}'>&larr; hub</a> · "
+            f"<a href='{self.prefix}'>images</a></p><h1 class='h3'>{e(title)}</h1>{body}</div></body></html>"
+        )
+
+
+def _status_badge(status: str) -> str:
+    colour = {"succeeded": "success", "failed": "danger", "building": "info", "pushing": "info"}.get(
+        status, "secondary"
+    )
+    return f"<span class='badge bg-{colour} build-status' data-status='{e(status)}'>{e(status)}</span>"
+
+
+class ImagesPage(_Page):
+    @web.authenticated
+    def get(self):
+        username, admin = self.who()
+        rows = []
+        for source in self.sources().values():
+            if not source.may_view(username, admin):
+                continue
+            last = next(iter(self.app.store.history(source.name)), None)
+            build = (
+                f"<form method='post' action='{self.prefix}images/{e(source.name)}/build' class='d-inline'>"
+                f"{self.xsrf_form_html()}<button class='btn btn-sm btn-primary build-button'>Build</button></form>"
+                if source.may_build(username, admin)
+                else ""
+            )
+            rows.append(
+                f"<tr class='image' data-image='{e(source.name)}'><td><a href='{self.prefix}images/{e(source.name)}'>"
+                f"{e(source.name)}</a></td><td>{e(source.origin)}</td><td>{'yes' if source.public else ''}</td>"
+                f"<td>{_status_badge(last.status) if last else ''}</td><td>{build}</td></tr>"
+            )
+        upload = (
+            f"<h2 class='h5 mt-4'>Upload an image</h2><form method='post' action='{self.prefix}upload' "
+            f"enctype='multipart/form-data' class='upload-form' style='max-width:40rem'>{self.xsrf_form_html()}"
+            "<label class='form-label'>Name (lowercase letters, digits, dashes)</label>"
+            "<input class='form-control mb-2' name='name' required pattern='[a-z0-9][a-z0-9-]{0,39}'>"
+            "<label class='form-label'>Dockerfile</label><textarea class='form-control mb-2 font-monospace' "
+            "name='dockerfile' rows='8' required></textarea>"
+            "<label class='form-label'>Wrapper script (optional, saved as mydocker-wrapper.sh)</label>"
+            "<textarea class='form-control mb-2 font-monospace' name='wrapper' rows='4'></textarea>"
+            "<label class='form-label'>Context (optional .zip)</label>"
+            "<input class='form-control mb-2' type='file' name='context' accept='.zip'>"
+            "<div class='form-check mb-2'><input class='form-check-input' type='checkbox' name='public' id='public'>"
+            "<label class='form-check-label' for='public'>Usable by everyone</label></div>"
+            "<button class='btn btn-primary'>Upload</button></form>"
+        )
+        self.page(
+            "Environment images",
+            "<table class='table table-sm images'><thead><tr><th>Image</th><th>Source</th><th>Public</th>"
+            "<th>Last build</th><th></th></tr></thead><tbody>"
+            + ("".join(rows) or "<tr><td colspan='5'>No image yet.</td></tr>")
+            + "</tbody></table>"
+            + upload,
+        )
+
+
+class ImageHistoryPage(_Page):
+    @web.authenticated
+    def get(self, name: str):
+        source = self.source_or_404(name)
+        rows = "".join(
+            f"<tr class='build' data-build='{e(r.build_id)}'><td><a href='{self.prefix}builds/{e(r.image)}/"
+            f"{e(r.build_id)}'>{e(r.build_id)}</a></td><td>{_status_badge(r.status)}</td><td>{e(r.author)}</td>"
+            f"<td>{'' if r.duration is None else f'{r.duration:.0f} s'}</td><td>{e(r.failing_step)}</td>"
+            f"<td><code>{e(r.reference)}</code></td></tr>"
+            for r in self.app.store.history(source.name)
+        )
+        self.page(
+            f"Image {source.name}",
+            f"<p>Source: {e(source.origin)} · owners: {e(', '.join(source.owners) or 'admins')}</p>"
+            "<table class='table table-sm history'><thead><tr><th>Build</th><th>Status</th><th>By</th>"
+            "<th>Duration</th><th>Failing step</th><th>Pinned reference (for environment files)</th></tr></thead>"
+            f"<tbody>{rows or '<tr><td colspan=6>No build yet.</td></tr>'}</tbody></table>",
+        )
+
+
+class BuildAction(_Page):
+    @web.authenticated
+    def post(self, name: str):
+        source = self.source_or_404(name, build=True)
+        username, _ = self.who()
+        record = self.app.runner.submit(source, username)
+        self.redirect(f"{self.prefix}builds/{quote(record.image)}/{quote(record.build_id)}")
+
+
+class BuildPage(_Page):
+    @web.authenticated
+    def get(self, name: str, build_id: str):
+        source = self.source_or_404(name)
+        record = self.app.store.load(source.name, build_id)
+        if record is None:
+            raise web.HTTPError(404, "No such build.")
+        api = f"{self.prefix}api/builds/{quote(record.image)}/{quote(record.build_id)}"
+        test = (
+            f"<form method='post' action='{self.prefix}builds/{e(record.image)}/{e(record.build_id)}/test' "
+            f"class='test-form' {'hidden' if record.status != 'succeeded' else ''}>{self.xsrf_form_html()}"
+            "<button class='btn btn-success test-button'>Test this build</button></form>"
+        )
+        self.page(
+            f"Build {record.build_id} of {record.image}",
+            f"<p>Status: <span class='live-status'>{_status_badge(record.status)}</span> "
+            f"<span class='failing-step text-danger'>{e(record.failing_step)}</span></p>"
+            f"<p>Pinned reference: <code class='reference'>{e(record.reference)}</code></p>{test}"
+            "<pre class='build-log border p-2 mt-2' style='max-height:60vh;overflow:auto'></pre>"
+            "<script>(function(){let offset=0;const log=document.querySelector('.build-log');"
+            # cookie-authenticated fetches must carry the XSRF token (JupyterHub's HubOAuth checks it)
+            f"async function poll(){{const r=await fetch('{api}?offset='+offset,{{credentials:'same-origin',"
+            f"headers:{{'X-XSRFToken':'{self.xsrf_token.decode()}'}}}});"
+            "const d=await r.json();log.textContent+=d.log;offset=d.offset;log.scrollTop=log.scrollHeight;"
+            "document.querySelector('.live-status').innerHTML=d.status_html;"
+            "document.querySelector('.failing-step').textContent=d.failing_step;"
+            "document.querySelector('.reference').textContent=d.reference;"
+            "if(d.status==='succeeded'){document.querySelector('.test-form').hidden=false;}"
+            "if(!['succeeded','failed'].includes(d.status)){setTimeout(poll,1000);}}poll();})();</script>",
+        )
+
+
+class BuildApi(_Page):
+    @web.authenticated
+    def get(self, name: str, build_id: str):
+        source = self.source_or_404(name)
+        record = self.app.store.load(source.name, build_id)
+        if record is None:
+            raise web.HTTPError(404, "No such build.")
+        text, offset = self.app.store.read_log(source.name, build_id, int(self.get_argument("offset", "0")))
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            json.dumps({**record.to_json(), "log": text, "offset": offset, "status_html": _status_badge(record.status)})
+        )
+
+
+class TestBuild(_Page):
+    @web.authenticated
+    def post(self, name: str, build_id: str):
+        source = self.source_or_404(name, build=True)
+        record = self.app.store.load(source.name, build_id)
+        if record is None or record.status != "succeeded":
+            raise web.HTTPError(409, "Only a succeeded build can be tested.")
+        username, _ = self.who()
+        slug = write_test_profile(self.app.test_profiles_path, record, username)
+        hub = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        self.redirect(url_path_join(hub, "hub/spawn", quote(username, safe=""), slug))
+
+
+class Upload(_Page):
+    @web.authenticated
+    def post(self):
+        username, admin = self.who()
+        name = self.get_body_argument("name", "").strip()
+        if not IMAGE_NAME.match(name):
+            raise web.HTTPError(400, "Image name: 1 to 40 lowercase letters, digits or dashes, like 'python-course'.")
+        existing = self.sources().get(name)
+        if existing is not None and not existing.may_build(username, admin):
+            raise web.HTTPError(403, f"{name!r} exists and is not yours: pick another name.")
+        dockerfile = self.get_body_argument("dockerfile", "")
+        if not dockerfile.strip():
+            raise web.HTTPError(400, "The Dockerfile is empty.")
+        files = self.request.files.get("context") or []
+        data = files[0]["body"] if files else b""
+        if len(data) > self.app.max_upload_mb * 1024**2:
+            raise web.HTTPError(413, f"The context is larger than {self.app.max_upload_mb} MB: leave data out of it.")
+        destination = self.app.uploads_path / name
+        try:
+            if data:
+                extract_zip(data, destination, max_total_bytes=self.app.max_context_mb * 1024**2)
+            else:
+                destination.mkdir(parents=True, exist_ok=True)
+        except UploadRefused as refused:
+            raise web.HTTPError(400, f"Upload refused, nothing was written: {refused}") from None
+        (destination / "Dockerfile").write_text(dockerfile)
+        wrapper = self.get_body_argument("wrapper", "")
+        if wrapper.strip():
+            (destination / "mydocker-wrapper.sh").write_text(wrapper)
+        write_upload_metadata(destination, username, bool(self.get_body_argument("public", "")))
+        self.redirect(f"{self.prefix}images/{quote(name)}")
+
+    def write_error(self, status_code, **kwargs):
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else ""
+        self.page(f"Error {status_code}", f"<p class='alert alert-danger upload-error'>{e(message)}</p>")
+
+
+class BuilderApp(Application):
+    name = "mydocker-builder"
+    description = "Builds teachers' environment images, pushes them, keeps their history."
+
+    images_dir = Unicode(
+        config=True, help="Image directories of the teachers' git repository (default: $MYDOCKER_IMAGES_DIR)."
+    )
+
+    @default("images_dir")
+    def _default_images_dir(self):
+        return os.environ.get("MYDOCKER_IMAGES_DIR", "")
+
+    data_dir = Unicode(
+        config=True, help="Where uploads, build records and logs live (default: $MYDOCKER_DATA_DIR/builder)."
+    )
+
+    @default("data_dir")
+    def _default_data_dir(self):
+        return os.path.join(os.environ.get("MYDOCKER_DATA_DIR", "."), "builder")
+
+    test_profiles_dir = Unicode(
+        config=True,
+        help="Where 'test this build' profiles go; the hub reads it (default: $MYDOCKER_EXTRA_ENVIRONMENTS_DIRS).",
+    )
+
+    @default("test_profiles_dir")
+    def _default_test_profiles_dir(self):
+        return (os.environ.get("MYDOCKER_EXTRA_ENVIRONMENTS_DIRS", "") or "build-environments").split(os.pathsep)[0]
+
+    registry = Unicode(
+        config=True, help="Registry host[:port] builds are pushed to; empty: not pushed (default: $MYDOCKER_REGISTRY)."
+    )
+
+    @default("registry")
+    def _default_registry(self):
+        return os.environ.get("MYDOCKER_REGISTRY", "")
+
+    namespace = Unicode("mydocker-builds", config=True, help="Repository namespace in the registry.")
+    max_concurrent = Integer(2, config=True, help="Builds running at once across the service (more wait). Default: 2.")
+    ca_bundle = Unicode(
+        config=True, help="CA bundle copied into builds as build-ca.crt (default: $MYDOCKER_BUILD_CA_BUNDLE)."
+    )
+
+    @default("ca_bundle")
+    def _default_ca_bundle(self):
+        return os.environ.get("MYDOCKER_BUILD_CA_BUNDLE", "")
+
+    base_image = Unicode(
+        config=True,
+        help="BASE_IMAGE build argument for Dockerfiles that declare it (default: $MYDOCKER_BUILD_BASE_IMAGE).",
+    )
+
+    @default("base_image")
+    def _default_base_image(self):
+        return os.environ.get("MYDOCKER_BUILD_BASE_IMAGE", "")
+
+    max_upload_mb = Integer(50, config=True, help="Largest uploaded context archive, in MB. Default: 50.")
+    max_context_mb = Integer(500, config=True, help="Largest uncompressed context, in MB. Default: 500.")
+
+    aliases = {
+        "images-dir": "BuilderApp.images_dir",
+        "data-dir": "BuilderApp.data_dir",
+        "registry": "BuilderApp.registry",
+        "namespace": "BuilderApp.namespace",
+        "max-concurrent": "BuilderApp.max_concurrent",
+        "ca-bundle": "BuilderApp.ca_bundle",
+        "base-image": "BuilderApp.base_image",
+    }
+
+    @property
+    def images_path(self) -> Path | None:
+        return Path(self.images_dir) if self.images_dir else None
+
+    @property
+    def uploads_path(self) -> Path:
+        return Path(self.data_dir) / "uploads"
+
+    @property
+    def test_profiles_path(self) -> Path:
+        return Path(self.test_profiles_dir)
+
+    def start(self):
+        self.store = BuildStore(Path(self.data_dir) / "builds")
+        self.runner = BuildRunner(
+            self.store,
+            registry=self.registry,
+            namespace=self.namespace,
+            max_concurrent=self.max_concurrent,
+            ca_bundle=self.ca_bundle,
+            base_image=self.base_image,
+            log=self.log,
+        )
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/builder/")
+        name = r"([a-z0-9][a-z0-9-]{0,39})"
+        build = r"([0-9]+-[0-9]{14})"
+        app = web.Application(
+            [
+                (prefix, ImagesPage),
+                (url_path_join(prefix, "upload"), Upload),
+                (url_path_join(prefix, f"images/{name}"), ImageHistoryPage),
+                (url_path_join(prefix, f"images/{name}/build"), BuildAction),
+                (url_path_join(prefix, f"builds/{name}/{build}"), BuildPage),
+                (url_path_join(prefix, f"builds/{name}/{build}/test"), TestBuild),
+                (url_path_join(prefix, f"api/builds/{name}/{build}"), BuildApi),
+                (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            ],
+            builder=self,
+            service_prefix=prefix,
+            cookie_secret=os.urandom(32),
+            xsrf_cookies=True,
+        )
+        url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
+        HTTPServer(app, max_body_size=(self.max_upload_mb + 5) * 1024**2).listen(url.port, url.hostname)
+        self.log.info("Builder serving %s (registry: %s) at %s", prefix, self.registry or "none", time.ctime())
+        ioloop.IOLoop.current().start()
+
+
+main = BuilderApp.launch_instance

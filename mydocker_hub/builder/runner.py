@@ -1,0 +1,132 @@
+"""Runs builds on the Docker engine: a limit across the service, one build at a time per image.
+
+The context is copied to a temporary directory with ``build-ca.crt`` (the CA bundle for downloads during
+the build, empty when none; images/README.md), the build runs off the event loop and streams its log
+into the build's log file line by line (the page shows it live), the last ``Step N/M`` seen is the failing
+step when it fails. A successful build is tagged ``<registry>/<namespace>/<image>:<build id>`` and pushed;
+the pushed digest makes the pinned reference environment files use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+from .records import BuildRecord, BuildStore
+from .sources import ImageSource
+
+STEP = re.compile(r"^Step \d+/\d+ : .*")
+
+
+class BuildRunner:
+    def __init__(
+        self,
+        store: BuildStore,
+        *,
+        registry: str = "",
+        namespace: str = "mydocker-builds",
+        max_concurrent: int = 2,
+        ca_bundle: str = "",
+        base_image: str = "",
+        log: logging.Logger | None = None,
+    ):
+        self.store = store
+        self.registry = registry.rstrip("/")
+        self.namespace = namespace
+        self.ca_bundle = ca_bundle
+        self.base_image = base_image
+        self.log = log or logging.getLogger(__name__)
+        self.max_concurrent = max_concurrent
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._image_locks: dict[str, asyncio.Lock] = {}
+        self.tasks: set[asyncio.Task] = set()
+
+    def repository(self, image: str) -> str:
+        return f"{self.registry}/{self.namespace}/{image}" if self.registry else f"{self.namespace}/{image}"
+
+    def submit(self, source: ImageSource, author: str) -> BuildRecord:
+        """Queue a build of ``source``; returns its record at once (status ``queued``)."""
+        record = BuildRecord(image=source.name, build_id=self.store.next_id(source.name), author=author)
+        record.tag = f"{self.repository(source.name)}:{record.build_id}"
+        self.store.save(record)
+        self.store.append_log(record.image, record.build_id, f"Queued by {author}\n")
+        task = asyncio.get_running_loop().create_task(self._run(source, record))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return record
+
+    async def _run(self, source: ImageSource, record: BuildRecord) -> None:
+        lock = self._image_locks.setdefault(source.name, asyncio.Lock())
+        async with lock, self._slots:
+            record.status, record.started = "building", time.time()
+            self.store.save(record)
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, self._build_and_push, source, record, loop)
+                record.status = "succeeded"
+            except Exception as error:  # the build's own failure, reported on its page
+                record.status = "failed"
+                record.error = str(error)[:2000]
+                self.store.append_log(record.image, record.build_id, f"\nBUILD FAILED: {record.error}\n")
+            finally:
+                record.finished = time.time()
+                self.store.save(record)
+                self.log.info("Build %s/%s %s in %.0fs", record.image, record.build_id, record.status, record.duration)
+
+    # -- in a worker thread ---------------------------------------------------------------------------------
+    def _build_and_push(self, source: ImageSource, record: BuildRecord, loop) -> None:
+        client = docker.APIClient(version="auto")
+        context = Path(tempfile.mkdtemp(prefix="mydocker-build-"))
+        try:
+            shutil.copytree(source.directory, context, dirs_exist_ok=True, symlinks=False)
+            ca = context / "build-ca.crt"
+            if not ca.exists():
+                ca.write_bytes(Path(self.ca_bundle).read_bytes() if self.ca_bundle else b"")
+            buildargs = {}
+            base = source.base_image or self.base_image
+            if base and "ARG BASE_IMAGE" in (context / "Dockerfile").read_text(errors="replace"):
+                buildargs["BASE_IMAGE"] = base
+            step = ""
+            for chunk in client.build(
+                path=str(context), tag=record.tag, buildargs=buildargs, rm=True, forcerm=True, decode=True
+            ):
+                if "stream" in chunk:
+                    text = chunk["stream"]
+                    for line in text.splitlines():
+                        if STEP.match(line.strip()):
+                            step = line.strip()
+                    self.store.append_log(record.image, record.build_id, text)
+                if "error" in chunk:
+                    record.failing_step = step
+                    raise RuntimeError(chunk["error"].strip())
+            inspect = client.inspect_image(record.tag)
+            record.interface = ((inspect.get("Config") or {}).get("Labels") or {}).get("org.mydocker.interface", "")
+            if not self.registry:
+                record.reference = record.tag
+                self.store.append_log(record.image, record.build_id, "No registry configured: kept on this node.\n")
+                return
+            record.status = "pushing"
+            self.store.save(record)
+            repository, tag = record.tag.rsplit(":", 1)
+            for chunk in client.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    record.failing_step = "push"
+                    raise RuntimeError(f"push to {self.registry} failed: {chunk['error']}")
+                digest = (chunk.get("aux") or {}).get("Digest")
+                if digest:
+                    record.digest = digest
+                if chunk.get("status") and not chunk.get("progressDetail"):
+                    self.store.append_log(record.image, record.build_id, f"{chunk.get('status')}\n")
+            if not record.digest:
+                raise RuntimeError("the registry returned no digest")
+            record.reference = f"{record.tag}@{record.digest}"
+            self.store.append_log(record.image, record.build_id, f"Pushed {record.reference}\n")
+        finally:
+            shutil.rmtree(context, ignore_errors=True)

@@ -1,0 +1,212 @@
+"""The image builder for real: a hub with its builder service, a registry on loopback, the Swarm node
+pulling the pushed build and a teacher's server running it; Chromium on the build page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import uuid
+import zipfile
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from mydocker_hub.builder.records import BuildStore
+from mydocker_hub.builder.runner import BuildRunner
+from mydocker_hub.builder.sources import load_sources
+
+from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+MARK = uuid.uuid4().hex[:8]
+IMAGES = {
+    "course-good": (
+        f"FROM {TEST_IMAGE}\nUSER 0\nRUN echo 'built {MARK}' > /opt/built.txt\nUSER 1000\n"
+        "LABEL org.mydocker.interface=jupyterlab\n",
+        "owners: [teacher]\n",
+    ),
+    "course-broken": (f"FROM {TEST_IMAGE}\nRUN echo one\nRUN exit 3\nRUN echo never\n", "owners: [teacher]\n"),
+    "admins-only": (f"FROM {TEST_IMAGE}\n", None),
+}
+
+
+@pytest.fixture(scope="module")
+def bhub(tmp_path_factory, run_prefix, docker_api, registry):
+    workdir = tmp_path_factory.mktemp("builder-hub")
+    images = workdir / "teacher-images"
+    for name, (dockerfile, metadata) in IMAGES.items():
+        (images / name).mkdir(parents=True)
+        (images / name / "Dockerfile").write_text(dockerfile)
+        if metadata:
+            (images / name / "mydocker-image.yaml").write_text(metadata)
+    hub = Hub(workdir, run_prefix + "b", environments={"lab.yaml": TEST_ENVIRONMENTS["lab.yaml"]})
+    hub.env.update(MYDOCKER_IMAGES_DIR=str(images), MYDOCKER_REGISTRY=registry.host)
+    hub.start()
+    hub.registry = registry
+    yield hub
+    hub.stop()
+
+
+def builder_session(hub: Hub, user: str):
+    """A browser-like session logged in to the hub and to the builder service (OAuth)."""
+    session = hub.login(user)
+    page = session.get(f"{hub.url}/services/builder/")
+    return session, page
+
+
+def xsrf(session) -> str:
+    return next(c.value for c in session.cookies if c.name == "_xsrf" and c.path.startswith("/services/builder"))
+
+
+def build(hub: Hub, session, image: str) -> dict:
+    response = session.post(f"{hub.url}/services/builder/images/{image}/build", data={"_xsrf": xsrf(session)})
+    assert response.status_code == 200, response.text[-500:]
+    build_id = unquote(response.url.rsplit("/", 1)[1])
+    api = f"{hub.url}/services/builder/api/builds/{image}/{build_id}"
+    return wait_for(
+        lambda: (lambda r: r if r["status"] in ("succeeded", "failed") else None)(session.get(api).json()),
+        300,
+        0.5,
+        f"build {image}/{build_id}",
+    )
+
+
+def test_students_cannot_reach_the_builder_and_teachers_only_build_their_images(bhub):
+    _, student_page = builder_session(bhub, "student")
+    assert student_page.status_code == 403
+    teacher, page = builder_session(bhub, "teacher")
+    assert page.status_code == 200
+    assert "data-image='course-good'" in page.text and "data-image='admins-only'" not in page.text
+    refused = teacher.post(f"{bhub.url}/services/builder/images/admins-only/build", data={"_xsrf": xsrf(teacher)})
+    assert refused.status_code == 404
+
+
+def test_a_build_is_pushed_pulled_by_the_node_and_started_by_its_author(bhub):
+    teacher, _ = builder_session(bhub, "teacher")
+    record = build(bhub, teacher, "course-good")
+    assert record["status"] == "succeeded", record["log"][-2000:]
+    assert record["reference"].startswith(
+        f"{bhub.registry.host}/mydocker-builds/course-good:{record['build_id']}@sha256:"
+    )
+    assert "Step 1/" in record["log"] and "Pushed" in record["log"]
+    # the node does not keep it: the spawn must pull it from the registry
+    subprocess.run(["docker", "rmi", record["tag"]], capture_output=True)
+    repository = "mydocker-builds/course-good"
+    log_mark = bhub.registry.log_size()
+    test = teacher.post(
+        f"{bhub.url}/services/builder/builds/course-good/{record['build_id']}/test",
+        data={"_xsrf": xsrf(teacher)},
+        allow_redirects=False,
+    )
+    assert test.status_code == 302 and "/hub/spawn/teacher/t-course-good-" in test.headers["Location"]
+    slug = test.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+    teacher.get(bhub.url + test.headers["Location"])  # what the browser does: the spawn starts
+    wait_for(lambda: (bhub.server_model("teacher", slug) or {}).get("ready"), 180, message="the test server")
+    assert bhub.registry.blob_downloads(repository, since=log_mark), "the node pulled the build from the registry"
+    service = bhub.api("GET", "users/teacher").json()["servers"][slug]
+    assert service["ready"]
+    headers = {"Authorization": f"token {bhub.user_token('teacher')}"}
+    built = requests.get(f"{bhub.url}/user/teacher/{slug}/api/contents/", headers=headers, timeout=30)
+    assert built.status_code == 200
+    bhub.stop_server("teacher", slug)
+    # the history keeps it, with its pinned reference for environment files
+    history = teacher.get(f"{bhub.url}/services/builder/images/course-good").text
+    assert record["reference"] in history and "succeeded" in history
+
+
+def test_a_failing_dockerfile_reports_its_failing_step_and_keeps_the_log(bhub):
+    teacher, _ = builder_session(bhub, "teacher")
+    record = build(bhub, teacher, "course-broken")
+    assert record["status"] == "failed"
+    assert record["failing_step"] == "Step 3/4 : RUN exit 3"
+    assert "returned a non-zero code: 3" in record["log"]
+    history = teacher.get(f"{bhub.url}/services/builder/images/course-broken").text
+    assert "Step 3/4 : RUN exit 3" in history and "failed" in history
+
+
+def _zip(*entries: tuple[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_uploads_build_and_malicious_archives_are_refused(bhub):
+    teacher, _ = builder_session(bhub, "teacher")
+    url = f"{bhub.url}/services/builder/upload"
+    evil = teacher.post(
+        url,
+        data={"_xsrf": xsrf(teacher), "name": "evil", "dockerfile": f"FROM {TEST_IMAGE}\n"},
+        files={"context": ("ctx.zip", _zip(("../../escape.sh", "rm -rf /")), "application/zip")},
+    )
+    assert evil.status_code == 400 and "nothing was written" in evil.text and "outside the build context" in evil.text
+    uploads = Path(bhub.workdir) / "data" / "builder" / "uploads"
+    assert not (uploads / "evil").exists()
+    good = teacher.post(
+        url,
+        data={
+            "_xsrf": xsrf(teacher),
+            "name": "uploaded",
+            "dockerfile": f"FROM {TEST_IMAGE}\nCOPY app/ /opt/app/\nCOPY mydocker-wrapper.sh /opt/\n",
+            "wrapper": '#!/bin/sh\nexec jupyterhub-singleuser "$@"\n',
+        },
+        files={"context": ("ctx.zip", _zip(("app/main.py", "print('hi')")), "application/zip")},
+    )
+    assert good.status_code == 200 and good.url.endswith("/services/builder/images/uploaded")
+    record = build(bhub, teacher, "uploaded")
+    assert record["status"] == "succeeded", record["log"][-1500:]
+    # another teacher's image of that name cannot be overwritten by a student (no access at all) nor seen
+    assert builder_session(bhub, "student")[1].status_code == 403
+
+
+def test_concurrent_builds_respect_the_limits(tmp_path, run_prefix):
+    images = tmp_path / "images"
+    for name in ("slow-a", "slow-b"):
+        (images / name).mkdir(parents=True)
+        (images / name / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN sleep 2 && echo {name}-{MARK}-$RANDOM\n")
+    sources = load_sources(images, tmp_path / "uploads")
+    store = BuildStore(tmp_path / "builds")
+
+    async def scenario():
+        runner = BuildRunner(store, namespace=f"{run_prefix}-limits", max_concurrent=1)
+        records = [runner.submit(sources["slow-a"], "t"), runner.submit(sources["slow-b"], "t")]
+        await asyncio.sleep(0.05)
+        records.append(runner.submit(sources["slow-a"], "t"))
+        await asyncio.gather(*runner.tasks)
+        return records
+
+    records = asyncio.run(scenario())
+    done = [store.load(r.image, r.build_id) for r in records]
+    assert [r.status for r in done] == ["succeeded"] * 3
+    intervals = sorted((r.started, r.finished) for r in done)
+    for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+        assert start >= end, "with max_concurrent=1, builds never overlap"
+    for record in done:
+        subprocess.run(["docker", "rmi", record.tag], capture_output=True)
+
+
+@pytest.mark.browser
+def test_build_page_shows_the_log_live(bhub, browser, shots):
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{bhub.url}/hub/login")
+    page.fill("#username_input", "teacher")
+    page.fill("#password_input", bhub.password)
+    page.click("#login_submit")
+    page.wait_for_url(f"{bhub.url}/hub/**")
+    page.goto(f"{bhub.url}/services/builder/")
+    page.locator("tr[data-image='course-broken'] .build-button").click()
+    page.wait_for_url("**/services/builder/builds/course-broken/**")
+    log = page.locator(".build-log")
+    expect(log).to_contain_text("Step 1/4", timeout=60_000)
+    expect(page.locator(".build-status")).to_have_attribute("data-status", "failed", timeout=120_000)
+    expect(page.locator(".failing-step")).to_have_text("Step 3/4 : RUN exit 3")
+    page.screenshot(path=str(shots / "builder-live-log.png"))
+    context.close()
