@@ -188,7 +188,17 @@ def test_concurrent_builds_respect_the_limits(tmp_path, run_prefix):
     intervals = sorted((r.started, r.finished) for r in done)
     for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
         assert start >= end, "with max_concurrent=1, builds never overlap"
-    for record in done:
+
+    # with room for two builds, two builds of the same image still wait for each other
+    async def same_image():
+        runner = BuildRunner(store, namespace=f"{run_prefix}-limits", max_concurrent=2)
+        records = [runner.submit(sources["slow-a"], "t"), runner.submit(sources["slow-a"], "t")]
+        await asyncio.gather(*runner.tasks)
+        return records
+
+    first, second = (store.load(r.image, r.build_id) for r in asyncio.run(same_image()))
+    assert second.started >= first.finished
+    for record in [*done, first, second]:
         subprocess.run(["docker", "rmi", record.tag], capture_output=True)
 
 
