@@ -142,6 +142,7 @@ c.MyDockerAuthenticator.demo_accounts = {{
             MYDOCKER_HUB_PORT=str(free_port()),
             MYDOCKER_PROXY_API_URL=f"http://127.0.0.1:{free_port()}",
             MYDOCKER_DATA_DIR=str(workdir / "data"),
+            MYDOCKER_EXTRA_ENVIRONMENTS_DIRS=str(workdir / "data" / "build-environments"),
             MYDOCKER_ENVIRONMENTS_DIR=str(self.environments),
             MYDOCKER_CONFIG_D=str(self.config_d),
             MYDOCKER_SCHEDULER_URL=f"http://127.0.0.1:{free_port()}",

@@ -62,6 +62,7 @@ class LtiTestPlatform:
         self.specs: dict[str, LaunchSpec] = {}
         self.deep_link_results: list[dict] = []
         self.issued_tokens: list[tuple[str, str]] = []  # (id_token, state) as posted to the tool
+        self.nonces: list[str] = []  # the tool's nonces, as received in authentication requests
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         # "localhost", not 127.0.0.1: another site than the hub, as Moodle is
         self.url = f"http://localhost:{self.server.server_port}"
@@ -172,8 +173,8 @@ class LtiTestPlatform:
         init = session.post(
             self.tool_base + "/hub/lti13/login", data=self.login_initiation_form(hint), allow_redirects=False
         )
-        assert init.status_code == 302, init.text[:500]
-        auth = session.get(init.headers["Location"], allow_redirects=False)
+        assert init.status_code == 200, init.text[:500]
+        auth = session.get(_form_action(init.text), params=_form_fields(init.text), allow_redirects=False)
         assert auth.status_code == 200, auth.text[:500]
         fields = _form_fields(auth.text)
         action = _form_action(auth.text)
@@ -257,6 +258,7 @@ class LtiTestPlatform:
         spec = self.specs.get(query.get("lti_message_hint", ""))
         if spec is None or spec.user_id != query["login_hint"]:
             return 400, "unknown lti_message_hint/login_hint"
+        self.nonces.append(query["nonce"])
         token = self.id_token(spec, query["nonce"])
         self.issued_tokens.append((token, query["state"]))
         return 200, (

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, identity_prefix
 from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, LoopbackSession, free_port, wait_for
-from .lti_platform import INSTRUCTOR, LEARNER, SITE_ADMIN, LaunchSpec, LtiTestPlatform
+from .lti_platform import INSTRUCTOR, LEARNER, SITE_ADMIN, LaunchSpec, LtiTestPlatform, _form_fields
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -265,6 +265,7 @@ def test_bad_launches_are_refused_with_the_failed_check(idhub, tamper, status, f
     assert response.status_code == status
     assert fragment in text(response), response.text[-1500:]
     assert fields["id_token"] not in text(response) and fields["id_token"] not in idhub.log()
+    assert idhub.lti.nonces and not any(nonce in idhub.log() for nonce in idhub.lti.nonces)
     assert idhub.api("GET", f"users/{user_id}%40moodle").status_code == 404
 
 
@@ -277,7 +278,7 @@ def test_replayed_launch_is_refused(idhub):
     other = _session()
     hint = idhub.lti.register(LaunchSpec(user_id="700"))
     init = other.post(f"{idhub.url}/hub/lti13/login", data=idhub.lti.login_initiation_form(hint), allow_redirects=False)
-    state = dict(p.split("=", 1) for p in init.headers["Location"].split("?", 1)[1].split("&"))["state"]
+    state = _form_fields(init.text)["state"]
     replay = other.post(
         f"{idhub.url}/hub/lti13/launch", data={"id_token": fields["id_token"], "state": state}, allow_redirects=False
     )

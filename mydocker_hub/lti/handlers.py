@@ -8,9 +8,10 @@ Launches are cross-site by nature: their POSTs carry no ``_xsrf``; they are prot
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
@@ -115,8 +116,17 @@ class LtiLoginInitHandler(_LtiHandler):
         message_hint = self.get_argument("lti_message_hint", None)
         if message_hint is not None:
             params["lti_message_hint"] = message_hint
-        separator = "&" if "?" in platform.auth_login_url else "?"
-        self.redirect(platform.auth_login_url + separator + urlencode(params))
+        # a self-submitting form rather than a 302: the request log would show the nonce in a Location header
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+            for name, value in params.items()
+        )
+        self.finish(
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>LTI</title></head><body>"
+            f'<form id="lti-auth" method="get" action="{html.escape(platform.auth_login_url)}">{fields}'
+            '<noscript><button type="submit">Continue</button></noscript></form>'
+            '<script>document.getElementById("lti-auth").submit()</script></body></html>'
+        )
 
     get = post
 

@@ -56,8 +56,14 @@ class HubClient:
             raise RuntimeError(f"hub API {method} {path}: HTTP {response.code}")
         return json.loads(response.body) if response.body and response.code < 300 else None
 
-    async def users_with_servers(self) -> list[dict]:
-        return await self.request("GET", "users?state=active&limit=10000") or []
+    async def users_with_servers(self, page_size: int = 200) -> list[dict]:
+        """Every user with a running server, page by page (the hub caps a page at ``api_page_max_limit``)."""
+        users: list[dict] = []
+        while True:
+            page = await self.request("GET", f"users?state=active&offset={len(users)}&limit={page_size}") or []
+            users.extend(page)
+            if len(page) < page_size:
+                return users
 
     async def stop_server(self, user: str, server: str) -> None:
         await self.request("DELETE", f"users/{quote(user, safe='')}/servers/{quote(server, safe='')}")
