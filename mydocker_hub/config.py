@@ -111,8 +111,8 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
                 sys.executable,
                 "-m",
                 "jupyterhub_idle_culler",
-                f"--config-file={Path(__file__).parent / 'culler_config.py'}",
-                "--cull-every=60",
+                f"--config={Path(__file__).parent / 'culler_config.py'}",
+                f"--cull-every={os.environ.get('MYDOCKER_CULL_EVERY', '60')}",
                 "--timeout=1200",  # environments without their own idle_timeout (default 20 min)
                 "--concurrency=10",
             ],

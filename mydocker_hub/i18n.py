@@ -119,6 +119,7 @@ FRENCH = {
     "Stops automatically in": "S'éteint automatiquement dans",
     "Extend": "Prolonger",
     "Class sessions": "Séances",
+    "Images": "Images",
 }
 
 TRANSLATIONS = {"fr": FRENCH}

@@ -35,6 +35,7 @@ def at(minutes: float) -> str:
 
 ENVIRONMENTS = {
     "lab.yaml": f"title: Lab\nimage: {TEST_IMAGE}\nresources: {{cpu_limit: 0.5, memory_limit: 512M}}\n",
+    "quick.yaml": f"title: Quick\nimage: {TEST_IMAGE}\nidle_timeout: 15s\nhome: {{type: none}}\n",
     "short.yaml": f"title: Short\nimage: {TEST_IMAGE}\nmax_lifetime: 30m\nhome: {{type: none}}\n",
     # two groups in class now; group A's session ends first and stops its servers
     "endclass.yaml": f"""
@@ -75,6 +76,7 @@ def shub(tmp_path_factory, run_prefix, docker_api):
     workdir = tmp_path_factory.mktemp("sessions-hub")
     hub = Hub(workdir, sessions_prefix(run_prefix), environments=ENVIRONMENTS)
     (hub.config_d / "20-sessions.py").write_text(ACCOUNTS)
+    hub.env["MYDOCKER_CULL_EVERY"] = "5"  # the culler service's round, seconds (default 60)
     hub.start()
     for name in ("alice", "bob", "carol", "teacher"):
         hub.login(name)  # the demo login sets their groups
@@ -315,6 +317,13 @@ def test_lifetime_countdown_and_extend_only_on_click(shub, monkeypatch):
     )
     assert refused.status_code == 404
     shub.stop_server("bob", "short")
+
+
+def test_the_culler_service_stops_an_idle_server_by_its_environment_timeout(shub):
+    shub.spawn("alice", "quick")  # idle_timeout: 15s; the hub-managed culler runs every 5 s here
+    wait_for(lambda: shub.server_model("alice", "quick") is None, 90, 1, "the culler service stopping it")
+    assert "Service idle-culler exited" not in shub.log()
+    assert "Culling server alice/quick" in shub.log()  # stopped by the service, not by anything else
 
 
 # -- services ---------------------------------------------------------------------------------------------------
