@@ -91,8 +91,8 @@ ensure_venv() {
 }
 
 ensure_test_tools() {
-  # a real browser, and a real image registry the tests start on loopback
-  ensure_apt chromium fonts-dejavu-core docker-registry
+  # a real browser, and a real image registry and PostgreSQL server the tests start on loopback
+  ensure_apt chromium fonts-dejavu-core docker-registry postgresql
 }
 
 ensure_apt debootstrap python3-venv git
