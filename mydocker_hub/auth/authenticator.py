@@ -205,6 +205,7 @@ class MyDockerAuthenticator(GenericOAuthenticator):
     def get_handlers(self, app):
         handlers = list(super().get_handlers(app)) if self.federation_enabled else []
         if self.lti_tool is not None:
+            self.lti_tool.tool_key  # noqa: B018  (read or create the key now, not in a request)
             self.lti_tool.start_background_prefetch()
             handlers += lti_handlers()
         return handlers + extra_handlers()

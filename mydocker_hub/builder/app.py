@@ -18,7 +18,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Unicode, default
+from traitlets import Integer, Unicode
 from traitlets.config import Application
 
 from .archive import UploadRefused, extract_zip
@@ -252,56 +252,42 @@ class BuilderApp(Application):
     description = "Builds teachers' environment images, pushes them, keeps their history."
 
     images_dir = Unicode(
-        config=True, help="Image directories of the teachers' git repository (default: $MYDOCKER_IMAGES_DIR)."
+        os.environ.get("MYDOCKER_IMAGES_DIR", ""),
+        config=True,
+        help="Image directories of the teachers' git repository (default: $MYDOCKER_IMAGES_DIR).",
     )
-
-    @default("images_dir")
-    def _default_images_dir(self):
-        return os.environ.get("MYDOCKER_IMAGES_DIR", "")
 
     data_dir = Unicode(
-        config=True, help="Where uploads, build records and logs live (default: $MYDOCKER_DATA_DIR/builder)."
+        os.path.join(os.environ.get("MYDOCKER_DATA_DIR", "."), "builder"),
+        config=True,
+        help="Where uploads, build records and logs live (default: $MYDOCKER_DATA_DIR/builder).",
     )
 
-    @default("data_dir")
-    def _default_data_dir(self):
-        return os.path.join(os.environ.get("MYDOCKER_DATA_DIR", "."), "builder")
-
     test_profiles_dir = Unicode(
+        (os.environ.get("MYDOCKER_EXTRA_ENVIRONMENTS_DIRS", "") or "build-environments").split(os.pathsep)[0],
         config=True,
         help="Where 'test this build' profiles go; the hub reads it (default: $MYDOCKER_EXTRA_ENVIRONMENTS_DIRS).",
     )
 
-    @default("test_profiles_dir")
-    def _default_test_profiles_dir(self):
-        return (os.environ.get("MYDOCKER_EXTRA_ENVIRONMENTS_DIRS", "") or "build-environments").split(os.pathsep)[0]
-
     registry = Unicode(
-        config=True, help="Registry host[:port] builds are pushed to; empty: not pushed (default: $MYDOCKER_REGISTRY)."
+        os.environ.get("MYDOCKER_REGISTRY", ""),
+        config=True,
+        help="Registry host[:port] builds are pushed to; empty: not pushed (default: $MYDOCKER_REGISTRY).",
     )
-
-    @default("registry")
-    def _default_registry(self):
-        return os.environ.get("MYDOCKER_REGISTRY", "")
 
     namespace = Unicode("mydocker-builds", config=True, help="Repository namespace in the registry.")
     max_concurrent = Integer(2, config=True, help="Builds running at once across the service (more wait). Default: 2.")
     ca_bundle = Unicode(
-        config=True, help="CA bundle copied into builds as build-ca.crt (default: $MYDOCKER_BUILD_CA_BUNDLE)."
+        os.environ.get("MYDOCKER_BUILD_CA_BUNDLE", ""),
+        config=True,
+        help="CA bundle copied into builds as build-ca.crt (default: $MYDOCKER_BUILD_CA_BUNDLE).",
     )
 
-    @default("ca_bundle")
-    def _default_ca_bundle(self):
-        return os.environ.get("MYDOCKER_BUILD_CA_BUNDLE", "")
-
     base_image = Unicode(
+        os.environ.get("MYDOCKER_BUILD_BASE_IMAGE", ""),
         config=True,
         help="BASE_IMAGE build argument for Dockerfiles that declare it (default: $MYDOCKER_BUILD_BASE_IMAGE).",
     )
-
-    @default("base_image")
-    def _default_base_image(self):
-        return os.environ.get("MYDOCKER_BUILD_BASE_IMAGE", "")
 
     max_upload_mb = Integer(50, config=True, help="Largest uploaded context archive, in MB. Default: 50.")
     max_context_mb = Integer(500, config=True, help="Largest uncompressed context, in MB. Default: 500.")

@@ -18,7 +18,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 from tornado.httpserver import HTTPServer
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Float, Integer, Unicode
 from traitlets.config import Application
 
 from ..swarm.client import AsyncDocker
@@ -102,21 +102,16 @@ class SchedulerApp(Application):
     description = "Pre-pulls images before class sessions, stops sessions at their end, checks capacity."
 
     environments_dir = Unicode(
-        config=True, help="Directory of the environment files (default: $MYDOCKER_ENVIRONMENTS_DIR)."
+        os.environ.get("MYDOCKER_ENVIRONMENTS_DIR", "environments"),
+        config=True,
+        help="Directory of the environment files (default: $MYDOCKER_ENVIRONMENTS_DIR).",
     )
 
-    @default("environments_dir")
-    def _default_environments_dir(self):
-        return os.environ.get("MYDOCKER_ENVIRONMENTS_DIR", "environments")
-
     state_file = Unicode(
+        os.path.join(os.environ.get("MYDOCKER_DATA_DIR", "."), "scheduler-state.json"),
         config=True,
         help="JSON file keeping per-node pre-pull results and ended sessions (default: in $MYDOCKER_DATA_DIR).",
     )
-
-    @default("state_file")
-    def _default_state_file(self):
-        return os.path.join(os.environ.get("MYDOCKER_DATA_DIR", "."), "scheduler-state.json")
 
     interval = Float(60, config=True, help="Seconds between two rounds. Default: 60.")
     prepull_lead = Integer(30 * 60, config=True, help="Seconds before a session's start to pre-pull. Default: 1800.")
@@ -127,11 +122,11 @@ class SchedulerApp(Application):
         help="Value of the org.mydocker.managed label (and name prefix) of pre-pull services. Default: mydocker.",
     )
     node_pool_label = Unicode("org.mydocker.pool", config=True, help="Node label naming a node's pool.")
-    api_url = Unicode(config=True, help="The hub's API URL (default: $JUPYTERHUB_API_URL).")
-
-    @default("api_url")
-    def _default_api_url(self):
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+    api_url = Unicode(
+        os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
+        config=True,
+        help="The hub's API URL (default: $JUPYTERHUB_API_URL).",
+    )
 
     aliases = {
         "environments-dir": "SchedulerApp.environments_dir",
