@@ -132,8 +132,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     no_new_privileges = Bool(
         True,
         config=True,
-        help="""Ask Swarm for ``no-new-privileges`` (honoured by engines with API >= 1.44; older
-        engines ignore it, and a warning says so at the first start). Default: True.""",
+        help="""Ask Swarm for ``no-new-privileges`` (honoured by engines with API >= 1.44; older engines
+        need ``"no-new-privileges": true`` in the nodes' daemon.json, which scripts/ensure-system.sh and
+        ansible/site.yml write; a warning at the first start says when neither applies). Default: True.""",
     )
     session_early_access = Integer(
         30 * 60,
@@ -506,13 +507,18 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         if not self.no_new_privileges or SwarmEnvironmentSpawner._warned_no_new_privileges:
             return
         SwarmEnvironmentSpawner._warned_no_new_privileges = True
-        if await self.async_docker.api_version() < (1, 44):
-            self.log.warning(
-                "This Docker engine (API < 1.44) ignores no-new-privileges for Swarm services; "
-                "environments still run as %s with capabilities %s dropped. Upgrade the engine to enforce it.",
-                self.run_as_user,
-                ",".join(self.drop_capabilities),
-            )
+        if await self.async_docker.api_version() >= (1, 44):
+            return  # the service spec's Privileges.NoNewPrivileges is honoured
+        if await self.async_docker.daemon_enforces_no_new_privileges():
+            return  # the engine sets it on every container
+        self.log.warning(
+            "This Docker engine (API < 1.44) ignores no-new-privileges in Swarm service specs and does not set it "
+            'by default: add "no-new-privileges": true to /etc/docker/daemon.json on every node and restart the '
+            "engine (scripts/ensure-system.sh and ansible/site.yml do). Environments still run as %s with "
+            "capabilities %s dropped.",
+            self.run_as_user,
+            ",".join(self.drop_capabilities),
+        )
 
     async def _create_password_secret(self, credentials: Credentials) -> dict:
         name = names.secret_name(self.service_name, uuid.uuid4().hex[:8])

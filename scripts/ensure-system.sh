@@ -31,15 +31,24 @@ ensure_apt() {
 }
 
 ensure_daemon_config() {
-  # containers of different users must not talk to each other on the default bridge (icc=false);
-  # an existing daemon.json is the admin's: it is left alone, with a warning when it allows it
+  # every node: containers of different users must not talk to each other on the default bridge
+  # (icc=false), and no process in a container may gain privileges (no-new-privileges: engines older
+  # than API 1.44 ignore it in Swarm service specs, so the engine sets it on every container).
+  # An admin's own daemon.json is left alone, with a warning for each missing setting; the file an
+  # earlier version of this script wrote ({"icc": false} alone) is upgraded.
   local config=/etc/docker/daemon.json
   mkdir -p /etc/docker
-  if [ ! -f "$config" ]; then
-    printf '{\n  "icc": false\n}\n' > "$config"
-  elif ! grep -q '"icc": *false' "$config"; then
-    log "warning: $config does not set \"icc\": false; users' containers can reach each other"
+  if [ ! -f "$config" ] || [ "$(tr -d ' \n' < "$config")" = '{"icc":false}' ]; then
+    printf '{\n  "icc": false,\n  "no-new-privileges": true\n}\n' > "$config"
+    if docker info >/dev/null 2>&1 && ! docker info --format '{{json .SecurityOptions}}' | grep -q no-new-privileges; then
+      log "$config written: restart the Docker engine to apply it (running servers restart with it)"
+    fi
+    return 0
   fi
+  grep -q '"icc": *false' "$config" ||
+    log "warning: $config does not set \"icc\": false; users' containers can reach each other"
+  grep -q '"no-new-privileges": *true' "$config" ||
+    log "warning: $config does not set \"no-new-privileges\": true; setuid programs in images can gain privileges"
 }
 
 ensure_docker_engine() {

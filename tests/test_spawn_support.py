@@ -107,3 +107,24 @@ def test_generated_passwords_are_distinct_and_long():
 )
 def test_language_from_accept_language(header, expected):
     assert pick_language(header) == expected
+
+
+@pytest.mark.parametrize(
+    "daemon_json, enforced",
+    [
+        pytest.param('{"icc": false, "no-new-privileges": true}', True, id="set"),
+        pytest.param('{"icc": false}', False, id="absent"),
+        pytest.param('{"no-new-privileges": "yes"}', False, id="not-a-boolean"),
+        pytest.param("{not json", False, id="unreadable"),
+    ],
+)
+def test_the_engine_setting_for_no_new_privileges_is_read_from_daemon_json(tmp_path, daemon_json, enforced):
+    """Engines with API < 1.44 ignore the service spec's setting: the spawner warns unless the engine sets it."""
+    import asyncio
+
+    from mydocker_hub.swarm.client import AsyncDocker
+
+    config = tmp_path / "daemon.json"
+    config.write_text(daemon_json)
+    client = AsyncDocker(max_workers=1)
+    assert asyncio.run(client.daemon_enforces_no_new_privileges(str(config))) is enforced

@@ -78,6 +78,14 @@ def test_service_has_the_profile_limits_volume_and_user(hub, lab, docker_api, ru
     )
     container = running_container(docker_api, service["ID"])
     assert docker_exec(docker_api, container, ["id", "-u"]).strip() == "1000"
+    # the kernel's view of the server's processes: no capability, and none may gain privileges
+    # (setuid programs, file capabilities), whatever the engine's API version
+    status = docker_exec(docker_api, container, ["cat", "/proc/1/status"])
+    assert "CapEff:\t0000000000000000" in status
+    assert "NoNewPrivs:\t1" in status, (
+        "no-new-privileges is not enforced: the engine needs \"no-new-privileges\": true in /etc/docker/daemon.json "
+        "(scripts/ensure-system.sh writes it)"
+    )
     # no Docker socket inside
     assert "No such file" in docker_exec(docker_api, container, ["ls", "/var/run/docker.sock"])
 

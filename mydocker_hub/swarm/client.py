@@ -7,8 +7,10 @@ run at once (and the HTTP connection pool is sized to match), so one slow call n
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import docker
 
@@ -53,3 +55,23 @@ class AsyncDocker:
         version = await self.call("version")
         major, minor = version.get("ApiVersion", "1.41").split(".")[:2]
         return int(major), int(minor)
+
+    async def daemon_enforces_no_new_privileges(self, daemon_config: str = "/etc/docker/daemon.json") -> bool:
+        """Whether the engine sets no-new-privileges on every container (daemon.json ``"no-new-privileges": true``).
+
+        Newer engines list it in ``docker info``; 20.10 does not, so for an engine on this machine's socket its
+        ``daemon_config`` file is read.
+        """
+        info = await self.call("info")
+        if any(option.startswith("name=no-new-privileges") for option in info.get("SecurityOptions") or []):
+            return True
+        if not str(self.api.base_url).startswith("http+docker://localhost"):
+            return False  # a remote engine: only its own report counts
+
+        def read_config() -> dict:
+            try:
+                return json.loads(Path(daemon_config).read_text())
+            except (OSError, ValueError):
+                return {}
+
+        return (await asyncio.to_thread(read_config)).get("no-new-privileges") is True
