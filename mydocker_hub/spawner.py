@@ -30,8 +30,13 @@ from .sessions.policy import Availability, availability, closed_message, is_priv
 from .swarm import diagnose, names
 from .swarm.client import AsyncDocker
 from .swarm.ports import parse_port_range, pick_free_ports
-from .swarm.specs import MANAGED_LABEL, ServiceRequest, build_service_spec
+from .swarm.specs import MANAGED_LABEL, ServiceRequest, build_service_spec, needs_password_file, runs_singleuser
 from .swarm.watcher import SwarmWatcher
+
+
+async def _no_secret() -> dict:
+    """Stands for a secret a start does not need."""
+    return {"ID": None, "Name": None}
 
 
 class _PortConflict(Exception):
@@ -415,13 +420,20 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         self.default_url = ""
         self._emit(5, f"Requesting {env.localized_title('en')}")
 
-        await self._remove_service_if_present()
+        watcher = self.watcher
+        if not (watcher.healthy and watcher.snapshot.taken_at) or watcher.service(self.service_name):
+            await self._remove_service_if_present()  # a leftover of this server (hub restarted meanwhile...)
         credentials = self._ensure_credentials()
-        secret = await self._create_password_secret(credentials)
+        # what the container reads at start comes in Swarm secret files, never as variables in the spec
+        password_secret, token_secret = await asyncio.gather(
+            self._create_secret("pw", credentials.password) if needs_password_file(env) else _no_secret(),
+            self._create_secret("tk", self.api_token) if runs_singleuser(env) and self.api_token else _no_secret(),
+        )
+        secrets = {"password": password_secret, "token": token_secret}
         try:
             for attempt in range(1, self.port_conflict_attempts + 1):
                 try:
-                    return await self._create_and_wait(env, began, credentials, secret)
+                    return await self._create_and_wait(env, began, credentials, secrets)
                 except _PortConflict as conflict:
                     # a process outside Swarm holds a port on the node: avoid those ports, pick others
                     SwarmEnvironmentSpawner._suspect_ports.update(conflict.ports)
@@ -430,10 +442,10 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                     self._emit(10, "A network port was taken on the server; trying another one")
             raise self._fail("port_conflict", "No free network port could be found on the server; please try again.")
         except BaseException:
-            await self._remove_service_if_present()  # also forgets the secret just created
+            await self._remove_service_if_present()  # also forgets the secrets just created
             raise
 
-    async def _create_and_wait(self, env: Environment, began: float, credentials: Credentials, secret: dict):
+    async def _create_and_wait(self, env: Environment, began: float, credentials: Credentials, secrets: dict):
         watcher = self.watcher
         port_range = parse_port_range(self.host_port_range)
         wanted = (1 if env.serves_http else 0) + len(env.published_ports)
@@ -456,8 +468,10 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                 http_host_port=http_port,
                 tcp_host_ports=tcp_ports,
                 home_volume=self._home_volume(env),
-                secret_id=secret["ID"],
-                secret_name=secret["Name"],
+                secret_id=secrets["password"]["ID"],
+                secret_name=secrets["password"]["Name"],
+                token_secret_id=secrets["token"]["ID"],
+                token_secret_name=secrets["token"]["Name"],
                 run_as_user=self.run_as_user,
                 drop_capabilities=tuple(self.drop_capabilities),
                 no_new_privileges=self.no_new_privileges,
@@ -520,22 +534,27 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             ",".join(self.drop_capabilities),
         )
 
-    async def _create_password_secret(self, credentials: Credentials) -> dict:
-        name = names.secret_name(self.service_name, uuid.uuid4().hex[:8])
+    async def _create_secret(self, kind: str, value: str) -> dict:
+        """A Swarm secret of this start (``kind``: ``pw`` password, ``tk`` hub API token), removed with the service."""
+        name = names.secret_name(self.service_name, uuid.uuid4().hex[:8], kind)
         created = await self.docker(
             "create_secret",
             name=name,
-            data=credentials.password.encode(),
+            data=value.encode(),
             labels={MANAGED_LABEL: self.service_prefix, "org.mydocker.service": self.service_name},
         )
         return {"ID": created["ID"], "Name": name}
 
     async def _remove_service_if_present(self):
-        """Remove this server's service (gone already is fine), then its password secrets in the background."""
+        """Remove this server's service (gone already is fine), then every secret it had, in the background."""
         secret_ids = [
             secret["ID"]
             for secret in await self.docker("secrets", filters={"label": f"org.mydocker.service={self.service_name}"})
         ]
+        await self._remove_service(secret_ids)
+
+    async def _remove_service(self, secret_ids: list[str]):
+        """Remove this server's service (gone already is fine), then ``secret_ids`` in the background."""
         try:
             await self.docker("remove_service", self.service_name)
             self.log.info("Removed service %s", self.service_name)
@@ -550,6 +569,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     async def _remove_secrets_when_free(self, secret_ids: list[str]) -> None:
         remaining = list(secret_ids)
         for attempt in range(40):
+            await asyncio.sleep(min(2 + attempt, 10))  # the old container takes a moment to stop
             still_used = []
             for secret_id in remaining:
                 try:
@@ -563,7 +583,6 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             remaining = still_used
             if not remaining:
                 return
-            await asyncio.sleep(min(1 + attempt, 10))
         self.log.warning("Secrets %s of %s are still in use; left in place", remaining, self.service_name)
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:
@@ -686,7 +705,13 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
 
     async def stop(self, now=False):
         self.log.info("Stopping %s (%s)", self._log_name, self.service_name)
-        await self._remove_service_if_present()
+        # the shared listing already names the service's secrets: one Docker call per stop when a class leaves
+        listed = self.watcher.service(self.service_name)
+        if listed is None:
+            await self._remove_service_if_present()
+        else:
+            container_spec = listed.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+            await self._remove_service([s["SecretID"] for s in container_spec.get("Secrets") or []])
         self.clear_state()
 
     # -- what the connection page shows -------------------------------------------------------------

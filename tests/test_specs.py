@@ -8,9 +8,17 @@ import json
 import pytest
 
 from mydocker_hub.environments.model import Environment, Home, Port, Resources
-from mydocker_hub.swarm.specs import PASSWORD_FILE, ServiceRequest, build_service_spec
+from mydocker_hub.swarm.specs import (
+    HUB_TOKEN_FILE,
+    PASSWORD_FILE,
+    ServiceRequest,
+    build_service_spec,
+    needs_password_file,
+    runs_singleuser,
+)
 
 PASSWORD = "s3cr3t-Pa55word"
+HUB_TOKEN = "9f1c0ffee-hub-api-token"
 
 
 def make_env(**overrides):
@@ -25,7 +33,11 @@ def make_request(**overrides):
         username="alice",
         server_name="python",
         login="alice",
-        hub_env={"JUPYTERHUB_API_TOKEN": "tok", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/python/"},
+        hub_env={
+            "JUPYTERHUB_API_TOKEN": HUB_TOKEN,
+            "JPY_API_TOKEN": HUB_TOKEN,
+            "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/python/",
+        },
         http_host_port=30123,
         home_volume="mydocker-home-alice",
         secret_id="sid",
@@ -97,6 +109,42 @@ def test_jupyterlab_runs_singleuser_on_the_server_port():
     assert container(spec)["Command"] == ["jupyterhub-singleuser", "--ip=0.0.0.0", "--port=8888"]
     assert "JUPYTERHUB_DEFAULT_URL=/lab" in container(spec)["Env"]
     assert spec["endpoint_spec"]["Ports"][0]["TargetPort"] == 8888
+
+
+def test_the_hub_token_is_read_from_a_secret_file_never_put_in_the_spec():
+    """`docker service inspect` (and `docker inspect` of the container) must not list the server's hub token."""
+    spec = build_service_spec(make_env(), make_request(token_secret_id="tid", token_secret_name="x-tk-1"))
+    assert HUB_TOKEN not in json.dumps(spec)
+    assert not any(v.startswith(("JUPYTERHUB_API_TOKEN=", "JPY_API_TOKEN=")) for v in container(spec)["Env"])
+    [secret] = [s for s in container(spec)["Secrets"] if s["SecretID"] == "tid"]
+    assert f"/run/secrets/{secret['File']['Name']}" == HUB_TOKEN_FILE
+    assert (secret["File"]["UID"], secret["File"]["Mode"]) == ("1000", 0o400)
+    shell, flag, script = container(spec)["Command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    assert script.endswith("&& exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888")
+    assert f'JUPYTERHUB_API_TOKEN="$(cat {HUB_TOKEN_FILE})"' in script
+
+
+@pytest.mark.parametrize(
+    "overrides, password, token",
+    [
+        pytest.param({}, False, True, id="jupyterlab"),
+        pytest.param({"interface": "vscode"}, False, True, id="vscode"),
+        pytest.param({"ports": (Port("SSH", 2222, "ssh"),)}, True, True, id="jupyterlab+ssh"),
+        pytest.param({"interface": "ssh", "ports": (Port("SSH", 2222, "ssh"),)}, True, False, id="ssh-only"),
+        pytest.param({"interface": "custom", "command": ("run", "{password}")}, True, False, id="custom-command"),
+    ],
+)
+def test_which_secret_files_a_start_needs(overrides, password, token):
+    env = make_env(**overrides)
+    assert (needs_password_file(env), runs_singleuser(env)) == (password, token)
+
+
+def test_an_ssh_only_server_gets_no_hub_token_at_all():
+    env = make_env(interface="ssh", ports=(Port("SSH", 2222, "ssh"),))
+    spec = build_service_spec(env, make_request(http_host_port=None, tcp_host_ports={2222: 30200}))
+    assert HUB_TOKEN not in json.dumps(spec)
+    assert f"MYDOCKER_PASSWORD_FILE={PASSWORD_FILE}" in container(spec)["Env"]
 
 
 def test_password_never_appears_in_the_spec_even_with_a_password_placeholder():

@@ -77,6 +77,9 @@ def test_service_has_the_profile_limits_volume_and_user(hub, lab, docker_api, ru
         "/home/jovyan",
     )
     container = running_container(docker_api, service["ID"])
+    # the server's hub API token reaches it as a secret file: no listing of the service or the container shows it
+    for listed_env in (container_spec["Env"], docker_api.inspect_container(container)["Config"]["Env"]):
+        assert not [v for v in listed_env if v.startswith(("JUPYTERHUB_API_TOKEN=", "JPY_API_TOKEN="))]
     assert docker_exec(docker_api, container, ["id", "-u"]).strip() == "1000"
     # the kernel's view of the server's processes: no capability, and none may gain privileges
     # (setuid programs, file capabilities), whatever the engine's API version

@@ -50,9 +50,9 @@ def home_volume_name(prefix: str, username: str, environment_slug: str | None) -
     return base if environment_slug is None else f"{base}--{safe_slug(environment_slug, 30)}"
 
 
-def secret_name(service: str, generation: str) -> str:
-    """Swarm secret holding the password of one service start."""
-    return f"{service}-pw-{generation}"
+def secret_name(service: str, generation: str, kind: str = "pw") -> str:
+    """Swarm secret of one service start: ``pw`` holds the login's password, ``tk`` the hub API token."""
+    return f"{service}-{kind}-{generation}"
 
 
 _LOGIN_UNSAFE = re.compile(r"[^a-z0-9_]+")

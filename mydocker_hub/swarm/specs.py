@@ -30,6 +30,10 @@ SERVER_LABEL = "org.mydocker.server"
 ENVIRONMENT_LABEL = "org.mydocker.environment"
 HTTP_PORT_LABEL = "org.mydocker.http-port"
 PASSWORD_FILE = "/run/secrets/mydocker-password"
+#: the server's hub API token (also its OAuth client secret), read at start instead of a variable in the spec
+HUB_TOKEN_FILE = "/run/secrets/mydocker-hub-token"
+#: variables that carry the hub API token; none of them may appear in a service spec
+HUB_TOKEN_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,10 @@ class ServiceRequest:
     http_host_port: int | None = None  # host-mode published port of the server, None if not published
     tcp_host_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
     home_volume: str | None = None
-    secret_id: str | None = None
+    secret_id: str | None = None  # the Swarm secret holding the login's password (PASSWORD_FILE)
     secret_name: str | None = None
+    token_secret_id: str | None = None  # the Swarm secret holding the hub API token (HUB_TOKEN_FILE)
+    token_secret_name: str | None = None
     run_as_user: str | None = "1000:100"
     drop_capabilities: tuple[str, ...] = ("ALL",)
     no_new_privileges: bool = True
@@ -74,23 +80,42 @@ def _substitute_command(command: tuple[str, ...], login: str) -> list[str]:
     return ["/bin/sh", "-c", script]
 
 
+def runs_singleuser(env: Environment) -> bool:
+    """Whether the container runs ``jupyterhub-singleuser`` (web interfaces without a teacher's command)."""
+    return not env.command and env.interface in INTERFACE_DEFAULT_URLS
+
+
+def needs_password_file(env: Environment) -> bool:
+    """Whether the container reads the login's password: SSH/TCP services, teachers' commands and images."""
+    return bool(env.published_ports) or bool(env.command) or env.interface not in INTERFACE_DEFAULT_URLS
+
+
 def container_command(env: Environment, request: ServiceRequest) -> list[str] | None:
     """The container's command, or None to keep the image's own."""
     if env.command:
         return _substitute_command(env.command, request.login)
-    if env.interface in INTERFACE_DEFAULT_URLS:
-        return ["jupyterhub-singleuser", "--ip=0.0.0.0", f"--port={request.server_port}"]
+    if runs_singleuser(env):
+        singleuser = f"jupyterhub-singleuser --ip=0.0.0.0 --port={int(request.server_port)}"
+        if request.token_secret_id:
+            # the token is read from the secret file as the server starts: it never sits in the spec, where
+            # `docker service inspect` and `docker inspect` would show it
+            read_token = f'JUPYTERHUB_API_TOKEN="$(cat {HUB_TOKEN_FILE})" && export JUPYTERHUB_API_TOKEN'
+            return ["/bin/sh", "-c", f"{read_token} && exec {singleuser}"]
+        return singleuser.split()
     return None
 
 
 def container_env(env: Environment, request: ServiceRequest) -> dict[str, str]:
     variables = dict(env.env)
     variables.update(request.hub_env)
-    variables.update(
-        MYDOCKER_USERNAME=request.login,
-        MYDOCKER_ENVIRONMENT=env.slug,
-        MYDOCKER_PASSWORD_FILE=PASSWORD_FILE,
-    )
+    if request.token_secret_id or not env.serves_http:
+        # read from HUB_TOKEN_FILE by the command, or useless (nothing talks to the hub without a web server);
+        # only a teacher's own web command still gets it as a variable, as stock spawners give it
+        for name in HUB_TOKEN_VARIABLES:
+            variables.pop(name, None)
+    variables.update(MYDOCKER_USERNAME=request.login, MYDOCKER_ENVIRONMENT=env.slug)
+    if request.secret_id:
+        variables["MYDOCKER_PASSWORD_FILE"] = PASSWORD_FILE
     if env.interface in INTERFACE_DEFAULT_URLS:
         variables.setdefault("JUPYTERHUB_DEFAULT_URL", INTERFACE_DEFAULT_URLS[env.interface])
     return variables
@@ -153,17 +178,21 @@ def build_service_spec(env: Environment, request: ServiceRequest) -> dict:
     """Keyword arguments for ``docker.APIClient.create_service``."""
     service_labels = labels(env, request)
     secrets = []
-    if request.secret_id:
-        secrets.append(
-            SecretReference(
-                secret_id=request.secret_id,
-                secret_name=request.secret_name,
-                filename=PASSWORD_FILE.rsplit("/", 1)[1],
-                uid="1000" if request.run_as_user else "0",
-                gid="100" if request.run_as_user else "0",
-                mode=0o400,
+    for secret_id, secret_name, path in (
+        (request.secret_id, request.secret_name, PASSWORD_FILE),
+        (request.token_secret_id, request.token_secret_name, HUB_TOKEN_FILE),
+    ):
+        if secret_id:
+            secrets.append(
+                SecretReference(
+                    secret_id=secret_id,
+                    secret_name=secret_name,
+                    filename=path.rsplit("/", 1)[1],
+                    uid="1000" if request.run_as_user else "0",
+                    gid="100" if request.run_as_user else "0",
+                    mode=0o400,
+                )
             )
-        )
     container = ContainerSpec(
         image=env.image,
         command=container_command(env, request),
