@@ -263,9 +263,14 @@ c.JupyterHub.allow_named_servers = False
     for _ in range(rounds):
         began = {}
 
+        refused = {}
+
         def request_spawn(user):
             began[user] = time.monotonic()
-            return hub.api("POST", path.format(user)).status_code
+            response = hub.api("POST", path.format(user))
+            if response.status_code >= 400:
+                refused[user] = f"{response.status_code} {response.text[:200]}"
+            return response.status_code
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(count, 50)) as pool:
             list(pool.map(request_spawn, users))
@@ -290,6 +295,17 @@ c.JupyterHub.allow_named_servers = False
             peak_rss = max(peak_rss, proc_stats(hub.process.pid)[1])
             time.sleep(0.2)
         durations.extend(ready.values())
+        if failed or len(ready) < count:
+            # say why: the hub's own log lines about the servers that did not start
+            missing = sorted(set(users) - set(ready))
+            log_copy = Path(tempfile.gettempdir()) / f"{prefix}-hub.log"
+            log_copy.write_text(hub.log())
+            print(f"{kind}: {len(missing)} not ready ({', '.join(missing[:5])}...); hub log kept in {log_copy}")
+            for user, answer in list(refused.items())[:5]:
+                print(f"    POST for {user} answered {answer}")
+            for line in hub.log().splitlines():
+                if any(f" {u}:" in line or f"/{u}/" in line for u in missing[:3]) and line[:3] in ("[E ", "[W "):
+                    print("   ", line[:300])
         # stop all at once
         stop_began = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(count, 50)) as pool:
