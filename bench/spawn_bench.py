@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import os
 import secrets
 import statistics
@@ -265,7 +264,7 @@ c.JupyterHub.allow_named_servers = False
 
         refused = {}
 
-        def request_spawn(user):
+        def request_spawn(user, began=began, refused=refused):
             began[user] = time.monotonic()
             response = hub.api("POST", path.format(user))
             if response.status_code >= 400:
@@ -380,7 +379,8 @@ def main() -> None:
                 r = results[(kind, size)]
                 r["engine"] = engine_cpu() - engine_before
                 print(
-                    f"{kind:13} N={size:<3} ready {len(r['ready']):3}/{r['count']:<3} p50/p95/max {summary(r['ready'])} s"
+                    f"{kind:13} N={size:<3} ready {len(r['ready']):3}/{r['count']:<3} "
+                    f"p50/p95/max {summary(r['ready'])} s"
                     f"  stop all {r['stop']:6.1f} s  engine CPU {r['engine']:6.1f} s",
                     flush=True,
                 )
@@ -425,6 +425,7 @@ def main() -> None:
                 stopped = f" (it stopped {len(stock['ready'])})" if len(stock["ready"]) < stock["count"] else ""
                 parts.append(f"stop ours/{stock_kind} {ours['stop'] / stock['stop']:.2f}{stopped}")
         print(f"N={size}: " + ", ".join(parts))
+
 
 if __name__ == "__main__":
     main()

@@ -86,7 +86,7 @@ def test_service_has_the_profile_limits_volume_and_user(hub, lab, docker_api, ru
     status = docker_exec(docker_api, container, ["cat", "/proc/1/status"])
     assert "CapEff:\t0000000000000000" in status
     assert "NoNewPrivs:\t1" in status, (
-        "no-new-privileges is not enforced: the engine needs \"no-new-privileges\": true in /etc/docker/daemon.json "
+        'no-new-privileges is not enforced: the engine needs "no-new-privileges": true in /etc/docker/daemon.json '
         "(scripts/ensure-system.sh writes it)"
     )
     # no Docker socket inside
