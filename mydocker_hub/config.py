@@ -19,6 +19,7 @@ from .builder.app import BUILD_SCOPE
 from .handlers.pages import TEACHER_GROUP
 from .i18n import I18nExtension, LanguageTransform
 from .scheduler.app import READ_SCOPE as SESSIONS_READ_SCOPE
+from .sqlite_tuning import tune_sqlite_connections
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +72,8 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.JupyterHub.hub_port = int(os.environ.get("MYDOCKER_HUB_PORT", "8081"))
     c.ConfigurableHTTPProxy.api_url = os.environ.get("MYDOCKER_PROXY_API_URL", "http://127.0.0.1:8001")
     c.JupyterHub.db_url = os.environ.get("MYDOCKER_DB_URL", f"sqlite:///{data_dir / 'jupyterhub.sqlite'}")
+    if c.JupyterHub.db_url.startswith("sqlite"):
+        tune_sqlite_connections()  # write-ahead log: a class starting at once does not stall the hub
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
     c.JupyterHub.cleanup_servers = False  # servers outlive hub restarts
