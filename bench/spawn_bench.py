@@ -344,6 +344,17 @@ def cleanup(prefix: str):
         client.remove_service(service["ID"])
     for service in client.services(filters={"label": [f"org.mydocker.managed={prefix}"]}):
         client.remove_service(service["ID"])
+    # the hub removes a stopped server's secrets a few seconds later, unless it has exited meanwhile
+    deadline = time.monotonic() + 60
+    for secret in client.secrets(filters={"label": [f"org.mydocker.managed={prefix}"]}):
+        while True:
+            try:
+                client.remove_secret(secret["ID"])
+                break
+            except docker.errors.APIError:  # still in use by a container being removed
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(1)
 
 
 def main() -> None:
