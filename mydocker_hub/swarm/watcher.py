@@ -33,6 +33,7 @@ class SwarmWatcher:
         interval: float = 5.0,
         fast_interval: float = 0.25,
         log: logging.Logger | None = None,
+        secret_sweep_interval: float = 600.0,
     ):
         self.docker = docker
         self.hub_label = hub_label
@@ -46,6 +47,9 @@ class SwarmWatcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._nodes_at = 0.0
+        self.secret_sweep_interval = secret_sweep_interval
+        self._swept_at = time.monotonic()
+        self._orphan_secrets: set[str] = set()
 
     _instances: dict[tuple, SwarmWatcher] = {}
 
@@ -66,6 +70,9 @@ class SwarmWatcher:
         while True:
             try:
                 await self.refresh()
+                if time.monotonic() - self._swept_at > self.secret_sweep_interval:
+                    self._swept_at = time.monotonic()
+                    await self.sweep_orphan_secrets()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the engine may be restarting: keep the last snapshot, mark unhealthy
@@ -135,6 +142,33 @@ class SwarmWatcher:
             return self.snapshot
         finally:
             self._waiters -= 1
+
+    async def sweep_orphan_secrets(self) -> int:
+        """Remove this hub's Swarm secrets whose service is gone, once seen so at two sweeps in a row.
+
+        A stopped server's secrets are removed in the background seconds after its service; a hub that
+        exits or crashes meanwhile leaves them. A start creates its secrets moments before its service, so
+        a secret is only removed when the previous sweep (minutes earlier) found it orphaned too.
+        Returns how many were removed.
+        """
+        listed = await self.docker.call("secrets", filters={"label": f"{MANAGED_LABEL}={self.hub_label}"})
+        live_services = set(self.snapshot.services)
+        orphans = {
+            secret["ID"]
+            for secret in listed
+            if secret.get("Spec", {}).get("Labels", {}).get("org.mydocker.service") not in live_services
+        }
+        removed = 0
+        for secret_id in orphans & self._orphan_secrets:
+            try:
+                await self.docker.call("remove_secret", secret_id)
+                removed += 1
+            except Exception as e:  # in use by a container still stopping, or gone: the next sweep sees
+                self.log.debug("Orphan secret %s not removed yet: %s", secret_id[:12], e)
+        self._orphan_secrets = orphans
+        if removed:
+            self.log.info("Removed %d Swarm secrets of servers that no longer exist", removed)
+        return removed
 
     # -- reads of the current snapshot -------------------------------------------------------------
     def service(self, name: str) -> dict | None:
