@@ -30,7 +30,14 @@ from .sessions.policy import Availability, availability, closed_message, is_priv
 from .swarm import diagnose, names
 from .swarm.client import AsyncDocker
 from .swarm.ports import parse_port_range, pick_free_ports
-from .swarm.specs import MANAGED_LABEL, ServiceRequest, build_service_spec, needs_password_file, runs_singleuser
+from .swarm.specs import (
+    MANAGED_LABEL,
+    SECRET_SERVICE_LABEL,
+    ServiceRequest,
+    build_service_spec,
+    needs_password_file,
+    runs_singleuser,
+)
 from .swarm.watcher import SwarmWatcher
 
 
@@ -541,7 +548,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             "create_secret",
             name=name,
             data=value.encode(),
-            labels={MANAGED_LABEL: self.service_prefix, "org.mydocker.service": self.service_name},
+            labels={MANAGED_LABEL: self.service_prefix, SECRET_SERVICE_LABEL: self.service_name},
         )
         return {"ID": created["ID"], "Name": name}
 
@@ -549,7 +556,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         """Remove this server's service (gone already is fine), then every secret it had, in the background."""
         secret_ids = [
             secret["ID"]
-            for secret in await self.docker("secrets", filters={"label": f"org.mydocker.service={self.service_name}"})
+            for secret in await self.docker("secrets", filters={"label": f"{SECRET_SERVICE_LABEL}={self.service_name}"})
         ]
         await self._remove_service(secret_ids)
 

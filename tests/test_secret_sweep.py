@@ -6,7 +6,7 @@ import secrets
 import docker
 
 from mydocker_hub.swarm.client import AsyncDocker
-from mydocker_hub.swarm.specs import MANAGED_LABEL
+from mydocker_hub.swarm.specs import MANAGED_LABEL, SECRET_SERVICE_LABEL
 from mydocker_hub.swarm.watcher import SwarmWatcher
 from tests.hubprocess import TEST_IMAGE
 
@@ -19,7 +19,7 @@ def test_orphan_secrets_are_removed_at_the_second_sweep_and_live_ones_kept(docke
         return docker_api.create_secret(
             name=f"{service}-pw-{secrets.token_hex(4)}",
             data=b"x",
-            labels={MANAGED_LABEL: label, "org.mydocker.service": service},
+            labels={MANAGED_LABEL: label, SECRET_SERVICE_LABEL: service},
         )["ID"]
 
     docker_api.create_service(

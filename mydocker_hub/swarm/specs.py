@@ -29,6 +29,8 @@ USER_LABEL = "org.mydocker.user"
 SERVER_LABEL = "org.mydocker.server"
 ENVIRONMENT_LABEL = "org.mydocker.environment"
 HTTP_PORT_LABEL = "org.mydocker.http-port"
+#: label of a Swarm secret: the service it was created for (removed with it, or swept once it is gone)
+SECRET_SERVICE_LABEL = "org.mydocker.service"
 PASSWORD_FILE = "/run/secrets/mydocker-password"
 #: the server's hub API token (also its OAuth client secret), read at start instead of a variable in the spec
 HUB_TOKEN_FILE = "/run/secrets/mydocker-hub-token"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from .client import AsyncDocker
-from .specs import MANAGED_LABEL
+from .specs import MANAGED_LABEL, SECRET_SERVICE_LABEL
 
 
 @dataclass
@@ -156,7 +156,7 @@ class SwarmWatcher:
         orphans = {
             secret["ID"]
             for secret in listed
-            if secret.get("Spec", {}).get("Labels", {}).get("org.mydocker.service") not in live_services
+            if secret.get("Spec", {}).get("Labels", {}).get(SECRET_SERVICE_LABEL) not in live_services
         }
         removed = 0
         for secret_id in orphans & self._orphan_secrets:
