@@ -3,8 +3,10 @@
     .venv/bin/python bench/spawn_bench.py [--sizes 1,20,100] [--image mydocker/minimal:latest]
 
 For each N it prints p50/p95/max of "request -> server answers", how many became ready, the time to stop
-them all, then 1000 GET /hub/api/users, the hub's CPU seconds and peak RSS, and the ratios ours/raw and
-ours/stock. Not a test: figures, not assertions. Everything it creates carries a unique prefix and is removed.
+them all ("stop all": until the hub lists no server, or for raw until the engine has taken every removal;
+"released": until no container is left, their CPU and memory free), then 1000 GET /hub/api/users, the
+hub's CPU seconds and peak RSS, and the ratios ours/raw and ours/stock. Not a test: figures, not
+assertions. Everything it creates carries a unique prefix and is removed.
 
 Fairness notes:
 - raw: ``docker service create`` of the image with its own command (``jupyterhub-singleuser``, the server
@@ -136,6 +138,7 @@ def run_raw(image: str, count: int, prefix: str, plain_lab: bool = False, rounds
     return {
         "ready": [d for r in results for d in r["ready"]],
         "stop": statistics.median(r["stop"] for r in results),
+        "released": statistics.median(r["released"] for r in results),
         "count": count * rounds,
     }
 
@@ -182,9 +185,16 @@ def run_raw_round(image: str, count: int, prefix: str, label: str, plain_lab: bo
     stop_began = time.monotonic()
     for name in ports:
         client.remove_service(name)
-    while client.containers(all=True, filters={"name": f"{prefix}-raw"}):
+    stopped = time.monotonic() - stop_began  # the engine has taken every removal
+    released = wait_until_released(client, f"{prefix}-raw", stop_began)
+    return {"ready": list(durations.values()), "stop": stopped, "released": released, "count": count}
+
+
+def wait_until_released(client: docker.APIClient, name_prefix: str, since: float) -> float:
+    """Seconds from `since` until no container named with this prefix is left (their CPU and memory free)."""
+    while client.containers(all=True, filters={"name": name_prefix}):
         time.sleep(0.2)
-    return {"ready": list(durations.values()), "stop": time.monotonic() - stop_began, "count": count}
+    return time.monotonic() - since
 
 
 # -- hubs -----------------------------------------------------------------------------------------
@@ -257,7 +267,7 @@ c.JupyterHub.allow_named_servers = False
     peak_rss = 0
     server = "" if kind.startswith("stock") else "bench"
     path = "users/{}/server" if kind.startswith("stock") else "users/{}/servers/" + server
-    durations, stop_times = [], []
+    durations, stop_times, release_times = [], [], []
 
     for _ in range(rounds):
         began = {}
@@ -314,11 +324,13 @@ c.JupyterHub.allow_named_servers = False
                 break
             time.sleep(0.25)
         stop_times.append(time.monotonic() - stop_began)
+        release_times.append(wait_until_released(docker.APIClient(version="auto"), prefix, stop_began))
         if rounds > 1:
             # the next round starts on a node without this round's services
             while docker.APIClient(version="auto").services(filters={"label": [f"org.mydocker.managed={prefix}"]}):
                 time.sleep(0.25)
     stop_seconds = statistics.median(stop_times) if ready else 0.0
+    released_seconds = statistics.median(release_times) if ready else 0.0
     # 1000 GET /hub/api/users
     api_began = time.monotonic()
     session = requests.Session()
@@ -332,6 +344,7 @@ c.JupyterHub.allow_named_servers = False
         "ready": durations,
         "count": count * rounds,
         "stop": stop_seconds,
+        "released": released_seconds,
         "api1000": api_seconds,
         "cpu": cpu1 - cpu0,
         "rss": max(peak_rss, rss),
@@ -392,15 +405,15 @@ def main() -> None:
                 print(
                     f"{kind:13} N={size:<3} ready {len(r['ready']):3}/{r['count']:<3} "
                     f"p50/p95/max {summary(r['ready'])} s"
-                    f"  stop all {r['stop']:6.1f} s  engine CPU {r['engine']:6.1f} s",
+                    f"  stop all {r['stop']:6.1f} s  released {r['released']:6.1f} s  engine CPU {r['engine']:6.1f} s",
                     flush=True,
                 )
     print()
     print(
-        "| N | kind | ready | p50 s | p95 s | max s | stop all s | engine CPU s | 1000 GET /hub/api/users s "
-        "| hub CPU s | hub RSS MB |"
+        "| N | kind | ready | p50 s | p95 s | max s | stop all s | released s | engine CPU s "
+        "| 1000 GET /hub/api/users s | hub CPU s | hub RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
         for kind in kinds:
             r = results.get((kind, size))
@@ -414,7 +427,7 @@ def main() -> None:
             hub_cols = f"{r['api1000']:.1f} | {r['cpu']:.1f} | {r['rss'] / 1e6:.0f}" if "api1000" in r else "- | - | -"
             print(
                 f"| {size} | {kind} | {len(r['ready'])}/{r['count']} | {p50:.1f} | {p95:.1f} | {peak:.1f} "
-                f"| {r['stop']:.1f} | {r['engine']:.1f} | "
+                f"| {r['stop']:.1f} | {r['released']:.1f} | {r['engine']:.1f} | "
                 f"{hub_cols} |"
             )
     print()
@@ -424,6 +437,7 @@ def main() -> None:
         if ours and raw and ours["ready"] and raw["ready"]:
             parts.append(f"p50 ours/raw {statistics.median(ours['ready']) / statistics.median(raw['ready']):.2f}")
             parts.append(f"max ours/raw {max(ours['ready']) / max(raw['ready']):.2f}")
+            parts.append(f"released ours/raw {ours['released'] / raw['released']:.2f}")
         for stock_kind in ("stock", "stock-patient"):
             stock = results.get((stock_kind, size))
             if not (ours and stock):
@@ -435,6 +449,7 @@ def main() -> None:
             if stock["ready"] and stock["stop"]:
                 stopped = f" (it stopped {len(stock['ready'])})" if len(stock["ready"]) < stock["count"] else ""
                 parts.append(f"stop ours/{stock_kind} {ours['stop'] / stock['stop']:.2f}{stopped}")
+                parts.append(f"released ours/{stock_kind} {ours['released'] / stock['released']:.2f}{stopped}")
         print(f"N={size}: " + ", ".join(parts))
 
 
