@@ -123,6 +123,21 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         config=True,
         help="""Seconds between listings while some start is waiting for Swarm. Default: 0.25.""",
     )
+    start_attempts = Integer(
+        2,
+        config=True,
+        help="""Containers that may fail while a server starts before the start fails with the last one's
+        reason (Swarm replaces a failed container by itself). A missing image, running out of memory and a
+        taken port fail at the first. Default: 2, so that a server that exits once because something it
+        needed was briefly unreachable still starts; 1 fails at the first failure of any kind.""",
+    )
+    watch_follow_interval = Float(
+        1.0,
+        config=True,
+        help="""Seconds between listings at most while started servers are probed until they answer, so that
+        a container exiting meanwhile is seen before Swarm replaces it (0.05 s times the number of servers being
+        probed when that is longer, up to watch_interval: a class starting at once adds no listing). Default: 1.""",
+    )
     unschedulable_grace = Float(
         15.0,
         config=True,
@@ -225,6 +240,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             self.service_prefix,
             interval=self.watch_interval,
             fast_interval=self.watch_fast_interval,
+            follow_interval=self.watch_follow_interval,
             log=self.log,
         )
 
@@ -357,6 +373,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         self._events = []
         self._events_changed = asyncio.Event()
         self._start_done = False
+        self._failed_tasks_seen = 0
         began = time.monotonic()
         await asyncio.to_thread(self.catalog.reload_if_changed)  # a `git pull` since the last look
         env = self.profile
@@ -608,6 +625,8 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                 raise failure
             task = tasks[0]
             state = diagnose.task_state(task)
+            if state in diagnose.ENDED_STATES:
+                continue  # a failed task Swarm is replacing (announced by _task_failure)
             if state != last_state:
                 last_state = state
                 percent, message = diagnose.progress_message(state, env.image)
@@ -637,10 +656,16 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         observe(env.slug, "start").observe(max(0.0, running - prepared))
 
     def _task_failure(self, env: Environment):
-        failed = diagnose.first_failure(self.watcher.tasks(self.service_name))
-        if failed:
-            failure = diagnose.diagnose_failed(failed, env.image)
+        """The SpawnException that ends this start, or None while Swarm may still bring the server up."""
+        tasks = self.watcher.tasks(self.service_name)
+        failure, failed_count = diagnose.start_failure(tasks, env.image, self.start_attempts)
+        if failure:
             return self._fail(failure.reason, failure.message, f"{self.service_name}: {failure.detail}")
+        if failed_count > self._failed_tasks_seen:
+            self._failed_tasks_seen = failed_count
+            detail = diagnose.diagnose_failed(diagnose.first_failure(tasks), env.image).detail
+            self.log.warning("%s: task %d failed (%s); Swarm starts it again", self._log_name, failed_count, detail)
+            self._emit(30, "The environment stopped while starting; starting it again")
         return None
 
     async def _wait_for_http(self, env: Environment, ip: str, port: int) -> None:
@@ -652,16 +677,17 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         client = AsyncHTTPClient()
         SwarmEnvironmentSpawner._probing += 1
         try:
-            while True:
-                failure = self._task_failure(env)
-                if failure:
-                    raise failure
-                try:
-                    await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
-                    return
-                except Exception as e:  # refused / reset while the server boots
-                    self.log.debug("%s not answering yet: %s", self._log_name, e)
-                await asyncio.sleep(self._probe_interval())
+            with self.watcher.following():
+                while True:
+                    failure = self._task_failure(env)
+                    if failure:
+                        raise failure
+                    try:
+                        await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
+                        return
+                    except Exception as e:  # refused / reset while the server boots
+                        self.log.debug("%s not answering yet: %s", self._log_name, e)
+                    await asyncio.sleep(self._probe_interval())
         finally:
             SwarmEnvironmentSpawner._probing -= 1
 
@@ -671,16 +697,17 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         return min(2.0, max(0.1, cls._probing / 20))
 
     async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
-        while True:
-            failure = self._task_failure(env)
-            if failure:
-                raise failure
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
-                writer.close()
-                return
-            except (OSError, asyncio.TimeoutError):
-                await asyncio.sleep(self._probe_interval())
+        with self.watcher.following():
+            while True:
+                failure = self._task_failure(env)
+                if failure:
+                    raise failure
+                try:
+                    _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
+                    writer.close()
+                    return
+                except (OSError, asyncio.TimeoutError):
+                    await asyncio.sleep(self._probe_interval())
 
     # -- poll and stop ------------------------------------------------------------------------------
     async def poll(self):

@@ -78,6 +78,17 @@ interface: custom
 command: ["/bin/sh", "-c", "echo starting; exit 3"]
 ports: [{{name: web, port: 8888, type: http}}]
 """,
+    "exits-once.yaml": f"""
+title: Exits at its first start only
+image: {TEST_IMAGE}
+interface: custom
+command:
+  - /bin/sh
+  - -c
+  - test -e ~/.started-once && exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888; touch ~/.started-once; exit 4
+ports: [{{name: web, port: 8888, type: http}}]
+home: {{type: environment, mount_path: /home/jovyan}}
+""",
     "too-big.yaml": f"""
 title: Needs more CPU than any node has
 image: {TEST_IMAGE}

@@ -8,6 +8,7 @@ from mydocker_hub.credentials import CredentialKeyError, Credentials, Credential
 from mydocker_hub.i18n import pick_language
 from mydocker_hub.swarm import diagnose
 from mydocker_hub.swarm.ports import PortRangeExhausted, parse_port_range, pick_free_ports
+from mydocker_hub.swarm.watcher import SwarmWatcher
 
 
 def task(state, err="", exit_code=None):
@@ -15,6 +16,31 @@ def task(state, err="", exit_code=None):
     if exit_code is not None:
         status["ContainerStatus"] = {"ExitCode": exit_code}
     return {"Status": status}
+
+
+@pytest.mark.parametrize(
+    "tasks, attempts, expected",
+    [
+        pytest.param([task("running")], 2, (None, 0), id="running"),
+        pytest.param([task("failed", "task: non-zero exit (4)", 4)], 2, (None, 1), id="one-exit-tolerated"),
+        pytest.param(
+            [task("starting"), task("failed", "task: non-zero exit (4)", 4)], 2, (None, 1), id="replacement-starting"
+        ),
+        pytest.param(
+            [task("failed", "task: non-zero exit (4)", 4), task("failed", "task: non-zero exit (4)", 4)],
+            2,
+            ("exited", 2),
+            id="second-exit-fails",
+        ),
+        pytest.param([task("failed", "task: non-zero exit (4)", 4)], 1, ("exited", 1), id="one-attempt"),
+        pytest.param([task("complete", "finished", 0)], 1, ("exited", 1), id="exit-0-before-answering"),
+        pytest.param([task("rejected", "No such image: mydocker/x:1")], 2, ("image_missing", 1), id="image-at-once"),
+        pytest.param([task("failed", "task: non-zero exit (137)", 137)], 2, ("oom", 1), id="oom-at-once"),
+    ],
+)
+def test_which_task_failures_end_a_start(tasks, attempts, expected):
+    failure, failed_count = diagnose.start_failure(tasks, "mydocker/x:1", attempts)
+    assert ((failure.reason if failure else None), failed_count) == expected
 
 
 @pytest.mark.parametrize(
@@ -128,3 +154,18 @@ def test_the_engine_setting_for_no_new_privileges_is_read_from_daemon_json(tmp_p
     config.write_text(daemon_json)
     client = AsyncDocker(max_workers=1)
     assert asyncio.run(client.daemon_enforces_no_new_privileges(str(config))) is enforced
+
+
+def test_listing_pace_follows_who_is_waiting():
+    watcher = SwarmWatcher(docker=None, hub_label="pace", interval=5.0, fast_interval=0.25, follow_interval=1.0)
+    assert watcher._delay() == 5.0, "nobody starting: the slow pace"
+    with watcher.following():
+        assert watcher._delay() == 1.0, "a server being probed: a container exiting is seen within a second"
+        watcher._waiters = 1
+        assert watcher._delay() == 0.25, "a start waiting for Swarm: the fast pace"
+        watcher._waiters = 0
+    assert watcher._delay() == 5.0
+    watcher._followers = 40
+    assert watcher._delay() == 2.0, "a class of 40 probed at once: one listing every 2 s"
+    watcher._followers = 100
+    assert watcher._delay() == 5.0, "a class of 100 probed at once: no more listings than when idle"

@@ -169,6 +169,20 @@ def test_crashing_program_fails_fast_with_exit_code(hub):
     message, seconds = hub.spawn_failure("student", "crash")
     assert "exit code 3" in message, message
     assert seconds < 60
+    # it failed at its second attempt (one exit may be a passing accident), not at the start timeout
+    lines = [line[:200] for line in hub.log().splitlines() if "student:crash" in line and "[D" not in line]
+    assert re.search(r"student:crash: task 1 failed .*; Swarm starts it again", hub.log()), lines
+
+
+def test_a_server_that_exits_once_while_starting_is_started_again(hub):
+    # a server may exit once for a reason that passes (its hub briefly unreachable while a class starts):
+    # Swarm starts it again and the student gets it, instead of an error
+    hub.ensure_user("student")
+    hub.spawn("student", "exits-once")
+    assert hub.server_model("student", "exits-once")["ready"]
+    lines = [line[:200] for line in hub.log().splitlines() if "exits-once" in line and "[D" not in line]
+    assert re.search(r"student:exits-once: task 1 failed \(.*exit \(4\).*\); Swarm starts it again", hub.log()), lines
+    hub.stop_server("student", "exits-once")
 
 
 def test_no_node_with_the_resources_fails_with_that_reason(hub, docker_api, run_prefix):

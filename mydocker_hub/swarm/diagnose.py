@@ -16,9 +16,31 @@ FAILED_STATES = ("failed", "rejected", "orphaned")
 ENDED_STATES = FAILED_STATES + ("remove", "shutdown", "complete")
 
 
+#: failures that another attempt cannot cure: the start fails at the first one
+CERTAIN_REASONS = ("image_missing", "oom", "port_conflict")
+
+
 def first_failure(tasks: list[dict]) -> dict | None:
     """The most recently created task that failed: every task of a fresh service belongs to this start."""
-    return next((task for task in tasks if task_state(task) in FAILED_STATES), None)
+    return next((task for task in tasks if task_state(task) in FAILED_STATES + ("complete",)), None)
+
+
+def start_failure(tasks: list[dict], image: str, attempts: int) -> tuple[Failure | None, int]:
+    """(the failure that ends a start, or None while Swarm may still succeed; how many tasks failed).
+
+    ``tasks`` are a fresh service's tasks, newest first. A missing image, running out of memory or a taken
+    port end the start at once; any other failure (the program exited, the engine refused or lost the
+    task) ends it when ``attempts`` tasks have failed: a server that exits once because something it
+    needed was briefly unreachable (the hub's API while a whole class starts) is started again by Swarm.
+    """
+    # a server that ends before it answers has failed to start, even with exit code 0 ("complete")
+    failed = [task for task in tasks if task_state(task) in FAILED_STATES + ("complete",)]
+    if not failed:
+        return None, 0
+    failure = diagnose_failed(failed[0], image)
+    if failure.reason in CERTAIN_REASONS or len(failed) >= max(1, attempts):
+        return failure, len(failed)
+    return None, len(failed)
 
 
 @dataclass(frozen=True)
@@ -64,7 +86,7 @@ def diagnose_failed(task: dict, image: str) -> Failure:
             "Ask its teacher to raise its memory limit.",
             f"{err} (exit code {exit_code})",
         )
-    if exit_code not in (None, 0) or "non-zero exit" in lowered:
+    if exit_code not in (None, 0) or "non-zero exit" in lowered or task_state(task) == "complete":
         code = exit_code if exit_code is not None else _exit_code_from(err)
         return Failure(
             "exited",

@@ -8,6 +8,7 @@ Docker on its own. The loop runs fast while some spawner waits on it and slowly 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class SwarmWatcher:
         hub_label: str,
         interval: float = 5.0,
         fast_interval: float = 0.25,
+        follow_interval: float = 1.0,
         log: logging.Logger | None = None,
         secret_sweep_interval: float = 600.0,
     ):
@@ -39,11 +41,13 @@ class SwarmWatcher:
         self.hub_label = hub_label
         self.interval = interval
         self.fast_interval = fast_interval
+        self.follow_interval = follow_interval
         self.log = log or logging.getLogger(__name__)
         self.snapshot = Snapshot()
         self.healthy = False
         self.last_error = ""
-        self._waiters = 0
+        self._waiters = 0  # starts waiting for the next listing
+        self._followers = 0  # starts probing their server, reading the listings as they come
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._nodes_at = 0.0
@@ -128,10 +132,24 @@ class SwarmWatcher:
 
     def _delay(self) -> float:
         """Seconds until the next listing: fast while starts wait, but with a whole class waiting at once
-        at most a couple of listings a second, so that the engine and the hub leave the CPU to the servers."""
-        if not self._waiters:
-            return self.interval
-        return min(self.interval, max(self.fast_interval, 0.02 * self._waiters))
+        at most a couple of listings a second, so that the engine and the hub leave the CPU to the servers;
+        at least every ``follow_interval`` while a few started servers are being probed (a class of them
+        gets no more listings than when nobody waits: each listing costs the engine more CPU)."""
+        if self._waiters:
+            return min(self.interval, max(self.fast_interval, 0.02 * self._waiters))
+        if self._followers:
+            return min(self.interval, max(self.follow_interval, 0.05 * self._followers))
+        return self.interval
+
+    @contextlib.contextmanager
+    def following(self):
+        """While held, listings come at least every ``follow_interval``: a start probing its server's port
+        wants a container that exits meanwhile seen within a second, before Swarm replaces it."""
+        self._followers += 1
+        try:
+            yield
+        finally:
+            self._followers -= 1
 
     async def next_snapshot(self, timeout: float | None = None) -> Snapshot:
         """Wait for the next listing, then return it (the loop paces listings by the number of waiters)."""
