@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from docker.errors import APIError
 from dockerspawner import SwarmSpawner
@@ -657,24 +658,52 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
 
     def _task_failure(self, env: Environment):
         """The SpawnException that ends this start, or None while Swarm may still bring the server up."""
-        tasks = self.watcher.tasks(self.service_name)
-        failure, failed_count = diagnose.start_failure(tasks, env.image, self.start_attempts)
-        if failure:
+        failure, failed_count = diagnose.latest_failure(self.watcher.tasks(self.service_name), env.image)
+        if failure is None:
+            return None
+        if diagnose.ends_start(failure, failed_count, self.start_attempts):
             return self._fail(failure.reason, failure.message, f"{self.service_name}: {failure.detail}")
         if failed_count > self._failed_tasks_seen:
             self._failed_tasks_seen = failed_count
-            detail = diagnose.diagnose_failed(diagnose.first_failure(tasks), env.image).detail
-            self.log.warning("%s: task %d failed (%s); Swarm starts it again", self._log_name, failed_count, detail)
+            self.log.warning(
+                "%s: task %d failed (%s); Swarm starts it again", self._log_name, failed_count, failure.detail
+            )
             self._emit(30, "The environment stopped while starting; starting it again")
         return None
 
     async def _wait_for_http(self, env: Environment, ip: str, port: int) -> None:
-        """Until the server answers (any HTTP status), or its task fails.
+        """Until the server answers (any HTTP status), or its start fails."""
+        url = f"http://{ip}:{port}{self.server.base_url}api"
+        client = AsyncHTTPClient()
+
+        async def answers() -> bool:
+            try:
+                await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
+                return True
+            except Exception as e:  # refused / reset while the server boots
+                self.log.debug("%s not answering yet: %s", self._log_name, e)
+                return False
+
+        await self._probe_until(env, answers)
+
+    async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
+        """Until the server's first SSH/TCP port accepts a connection, or its start fails."""
+
+        async def answers() -> bool:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
+                writer.close()
+                return True
+            except (OSError, asyncio.TimeoutError):
+                return False
+
+        await self._probe_until(env, answers)
+
+    async def _probe_until(self, env: Environment, answers: Callable[[], Awaitable[bool]]) -> None:
+        """Ask ``answers()`` until it says yes; fail as soon as the task's failures end the start.
 
         A refused connection costs nothing, so ask often at first (servers start in seconds), then calm down.
         """
-        url = f"http://{ip}:{port}{self.server.base_url}api"
-        client = AsyncHTTPClient()
         SwarmEnvironmentSpawner._probing += 1
         try:
             with self.watcher.following():
@@ -682,11 +711,8 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                     failure = self._task_failure(env)
                     if failure:
                         raise failure
-                    try:
-                        await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
+                    if await answers():
                         return
-                    except Exception as e:  # refused / reset while the server boots
-                        self.log.debug("%s not answering yet: %s", self._log_name, e)
                     await asyncio.sleep(self._probe_interval())
         finally:
             SwarmEnvironmentSpawner._probing -= 1
@@ -695,19 +721,6 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     def _probe_interval(cls) -> float:
         """0.1 s for a lone start; with a class starting at once, about 20 probes a second in all."""
         return min(2.0, max(0.1, cls._probing / 20))
-
-    async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
-        with self.watcher.following():
-            while True:
-                failure = self._task_failure(env)
-                if failure:
-                    raise failure
-                try:
-                    _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
-                    writer.close()
-                    return
-                except (OSError, asyncio.TimeoutError):
-                    await asyncio.sleep(self._probe_interval())
 
     # -- poll and stop ------------------------------------------------------------------------------
     async def poll(self):

@@ -39,8 +39,9 @@ def task(state, err="", exit_code=None):
     ],
 )
 def test_which_task_failures_end_a_start(tasks, attempts, expected):
-    failure, failed_count = diagnose.start_failure(tasks, "mydocker/x:1", attempts)
-    assert ((failure.reason if failure else None), failed_count) == expected
+    failure, failed_count = diagnose.latest_failure(tasks, "mydocker/x:1")
+    ends = failure is not None and diagnose.ends_start(failure, failed_count, attempts)
+    assert ((failure.reason if ends else None), failed_count) == expected
 
 
 @pytest.mark.parametrize(

@@ -20,27 +20,22 @@ ENDED_STATES = FAILED_STATES + ("remove", "shutdown", "complete")
 CERTAIN_REASONS = ("image_missing", "oom", "port_conflict")
 
 
-def first_failure(tasks: list[dict]) -> dict | None:
-    """The most recently created task that failed: every task of a fresh service belongs to this start."""
-    return next((task for task in tasks if task_state(task) in FAILED_STATES + ("complete",)), None)
+#: a task that ended before its server answered: even exit code 0 ("complete") means the start failed
+START_FAILED_STATES = FAILED_STATES + ("complete",)
 
 
-def start_failure(tasks: list[dict], image: str, attempts: int) -> tuple[Failure | None, int]:
-    """(the failure that ends a start, or None while Swarm may still succeed; how many tasks failed).
+def latest_failure(tasks: list[dict], image: str) -> tuple[Failure | None, int]:
+    """(why the newest failed task failed, how many failed) among a fresh service's tasks, newest first."""
+    failed = [task for task in tasks if task_state(task) in START_FAILED_STATES]
+    return (diagnose_failed(failed[0], image) if failed else None), len(failed)
 
-    ``tasks`` are a fresh service's tasks, newest first. A missing image, running out of memory or a taken
-    port end the start at once; any other failure (the program exited, the engine refused or lost the
-    task) ends it when ``attempts`` tasks have failed: a server that exits once because something it
-    needed was briefly unreachable (the hub's API while a whole class starts) is started again by Swarm.
-    """
-    # a server that ends before it answers has failed to start, even with exit code 0 ("complete")
-    failed = [task for task in tasks if task_state(task) in FAILED_STATES + ("complete",)]
-    if not failed:
-        return None, 0
-    failure = diagnose_failed(failed[0], image)
-    if failure.reason in CERTAIN_REASONS or len(failed) >= max(1, attempts):
-        return failure, len(failed)
-    return None, len(failed)
+
+def ends_start(failure: Failure, failed_count: int, attempts: int) -> bool:
+    """Whether a start gives up. A missing image, running out of memory or a taken port end it at once;
+    any other failure (the program exited, the engine refused or lost the task) when ``attempts`` tasks
+    have failed: a server that exits once because something it needed was briefly unreachable (the hub's
+    API while a whole class starts) is started again by Swarm."""
+    return failure.reason in CERTAIN_REASONS or failed_count >= max(1, attempts)
 
 
 @dataclass(frozen=True)
