@@ -16,11 +16,12 @@ from urllib.parse import quote, urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
-from tornado import ioloop, web
+from tornado import web
 from tornado.httpserver import HTTPServer
 from traitlets import Integer, Unicode
 from traitlets.config import Application
 
+from ..service_loop import run_until_stopped
 from .archive import UploadRefused, extract_zip
 from .records import BuildStore
 from .runner import BuildRunner
@@ -347,7 +348,7 @@ class BuilderApp(Application):
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
         HTTPServer(app, max_body_size=(self.max_upload_mb + 5) * 1024**2).listen(url.port, url.hostname)
         self.log.info("Builder serving %s (registry: %s) at %s", prefix, self.registry or "none", time.ctime())
-        ioloop.IOLoop.current().start()
+        run_until_stopped(self.log, "Builder")
 
 
 main = BuilderApp.launch_instance

@@ -21,6 +21,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Float, Integer, Unicode
 from traitlets.config import Application
 
+from ..service_loop import run_until_stopped
 from ..swarm.client import AsyncDocker
 from .core import HubClient, Scheduler
 from .prepull import PrePuller
@@ -176,7 +177,7 @@ class SchedulerApp(Application):
         loop.add_callback(tick)
         ioloop.PeriodicCallback(tick, self.interval * 1000).start()
         self.log.info("Scheduler serving %s, every %ss", prefix, self.interval)
-        loop.start()
+        run_until_stopped(self.log, "Scheduler")
 
 
 main = SchedulerApp.launch_instance
