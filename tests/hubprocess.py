@@ -5,6 +5,7 @@ Used by the integration tests and by the benchmarks in bench/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -172,6 +173,7 @@ c.MyDockerAuthenticator.demo_accounts = {{
             env=self.env,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: what it starts can be found when it is gone
         )
         wait_for(self._answers, 60, message=f"the hub at {self.url} (log: {self.log_path})")
 
@@ -191,6 +193,11 @@ c.MyDockerAuthenticator.demo_accounts = {{
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                self.log_file.write("[test harness] the hub did not exit within 30 s of SIGTERM and was killed\n")
+        if self.process:
+            # a hub that was killed leaves its proxy and services running: end them with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
         if getattr(self, "log_file", None):
             self.log_file.close()
 
