@@ -208,6 +208,10 @@ c.MyDockerAuthenticator.demo_accounts = {{
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def log_lines(self, fragment: str) -> list[str]:
+        """The hub's log lines above DEBUG that contain ``fragment`` (shortened): for assertion messages."""
+        return [line[:200] for line in self.log().splitlines() if fragment in line and not line.startswith("[D")]
+
     # -- API --------------------------------------------------------------------------------------
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = kwargs.pop("headers", {})

@@ -74,9 +74,6 @@ class SwarmWatcher:
         while True:
             try:
                 await self.refresh()
-                if time.monotonic() - self._swept_at > self.secret_sweep_interval:
-                    self._swept_at = time.monotonic()
-                    await self.sweep_orphan_secrets()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the engine may be restarting: keep the last snapshot, mark unhealthy
@@ -84,7 +81,21 @@ class SwarmWatcher:
                     self.log.warning("Swarm watcher cannot list services: %s", e)
                 self.healthy = False
                 self.last_error = str(e)
+            if self.healthy and time.monotonic() - self._swept_at > self.secret_sweep_interval:
+                self._swept_at = time.monotonic()
+                await self._sweep_quietly()
             await self._pause()
+
+    async def _sweep_quietly(self) -> None:
+        """A sweep that fails is retried at the next one; it never marks the listing unhealthy."""
+        try:
+            await self.sweep_orphan_secrets()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.log.warning(
+                "Sweeping orphan Swarm secrets failed (next try in %.0f s): %s", self.secret_sweep_interval, e
+            )
 
     async def _pause(self) -> None:
         """Sleep until the next listing is due; the pace is re-read as waiters come and go."""
