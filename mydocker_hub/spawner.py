@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ from .swarm.specs import (
     needs_password_file,
     runs_singleuser,
 )
+from .swarm.start_slots import StartSlots
 from .swarm.watcher import SwarmWatcher
 
 
@@ -131,6 +133,15 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         reason (Swarm replaces a failed container by itself). A missing image, running out of memory and a
         taken port fail at the first. Default: 2, so that a server that exits once because something it
         needed was briefly unreachable still starts; 1 fails at the first failure of any kind.""",
+    )
+    concurrent_starts = Integer(
+        0,
+        config=True,
+        help="""Servers that may be starting at once, from the creation of their service until they answer;
+        the others wait in line, first come first served, and their progress page says how many are ahead.
+        A class asking at once then gets its first servers in seconds rather than all of them together at
+        the end (on 2 cores, 100 servers: half ready after about 1 minute instead of 2, the last as before).
+        Default: 0, meaning 2 per CPU of the Swarm's ready nodes; a negative value: no limit.""",
     )
     watch_follow_interval = Float(
         1.0,
@@ -228,6 +239,8 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     _reserved_ports: set[int] = set()  # allocated by starts whose service is not yet listed
     _suspect_ports: set[int] = set()  # found taken on a node by something outside Swarm
     _probing = 0  # starts of this hub waiting for their server to answer
+    _start_slots = StartSlots()
+    _stops = 0
     _warned_no_new_privileges = False
 
     @property
@@ -393,6 +406,20 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         metrics.SPAWN_DURATION.labels(slug, "total").observe(time.monotonic() - began)
         return result
 
+    def _start_slot_count(self) -> int:
+        """Slots for starts (StartSlots: < 1 means no limit)."""
+        if self.concurrent_starts:
+            return max(0, self.concurrent_starts)
+        cpus = self.watcher.ready_cpus() or os.cpu_count() or 1
+        return max(2, round(2 * cpus))
+
+    def _announce_place_in_line(self, ahead: int) -> None:
+        """``ahead``: starts waiting in line before this one (the ones holding a slot are not counted)."""
+        if ahead == 0:
+            self._emit(8, "Many servers are starting: yours is next")
+        else:
+            self._emit(8, f"Many servers are starting: {ahead} more before yours")
+
     def _fail(self, reason: str, message: str, log_message: str | None = None, status_code: int = 500):
         error = SpawnException(message, reason=reason, log_message=log_message or message, status_code=status_code)
         error.jupyterhub_message = message  # what the progress page shows; the log keeps log_message
@@ -455,17 +482,25 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             self._create_secret("tk", self.api_token) if runs_singleuser(env) and self.api_token else _no_secret(),
         )
         secrets = {"password": password_secret, "token": token_secret}
+        stops_before = self._stops
+        slots = SwarmEnvironmentSpawner._start_slots
+        slots.resize(self._start_slot_count())
+        self.watcher.queue_length = lambda: slots.waiting
         try:
-            for attempt in range(1, self.port_conflict_attempts + 1):
-                try:
-                    return await self._create_and_wait(env, began, credentials, secrets)
-                except _PortConflict as conflict:
-                    # a process outside Swarm holds a port on the node: avoid those ports, pick others
-                    SwarmEnvironmentSpawner._suspect_ports.update(conflict.ports)
-                    self.log.warning("%s: %s (attempt %d)", self.service_name, conflict, attempt)
-                    await self.docker("remove_service", self.service_name)
-                    self._emit(10, "A network port was taken on the server; trying another one")
-            raise self._fail("port_conflict", "No free network port could be found on the server; please try again.")
+            async with slots.slot(on_wait=self._announce_place_in_line):
+                if self._stops != stops_before:  # stopped while in line (start timeout, "stop" clicked)
+                    raise self._fail("stopped", "The start was cancelled.")
+                for attempt in range(1, self.port_conflict_attempts + 1):
+                    try:
+                        return await self._create_and_wait(env, began, credentials, secrets)
+                    except _PortConflict as conflict:
+                        # a process outside Swarm holds a port on the node: avoid those ports, pick others
+                        SwarmEnvironmentSpawner._suspect_ports.update(conflict.ports)
+                        self.log.warning("%s: %s (attempt %d)", self.service_name, conflict, attempt)
+                        await self.docker("remove_service", self.service_name)
+                        self._emit(10, "A network port was taken on the server; trying another one")
+                no_port = "No free network port could be found on the server; please try again."
+                raise self._fail("port_conflict", no_port)
         except BaseException:
             await self._remove_service_if_present()  # also forgets the secrets just created
             raise
@@ -752,6 +787,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
 
     async def stop(self, now=False):
         self.log.info("Stopping %s (%s)", self._log_name, self.service_name)
+        self._stops += 1
         # the shared listing already names the service's secrets: one Docker call per stop when a class leaves
         listed = self.watcher.service(self.service_name)
         if listed is None:

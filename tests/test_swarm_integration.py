@@ -320,3 +320,67 @@ def test_a_file_added_by_git_pull_is_startable_without_restart(hub):
         hub.stop_server("student2", "added-later")
     finally:
         (hub.environments / "added-later.yaml").unlink()
+
+
+def test_a_class_starting_at_once_waits_in_line_and_a_stop_in_line_starts_nothing(tmp_path, run_prefix, docker_api):
+    """With one start slot: the second student is told theirs starts next and still gets it;
+    a student who gives up while in line leaves no server behind."""
+    import threading
+
+    from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub
+
+    slow = f"""
+title: Slow to answer
+image: {TEST_IMAGE}
+interface: custom
+command: ["/bin/sh", "-c", "sleep 6; exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888"]
+ports: [{{name: web, port: 8888, type: http}}]
+"""
+    line_hub = Hub(
+        tmp_path,
+        run_prefix,
+        environments={"lab.yaml": TEST_ENVIRONMENTS["lab.yaml"], "slow.yaml": slow},
+        extra_config="\nc.SwarmEnvironmentSpawner.concurrent_starts = 1\n",
+    )
+    line_hub.start()
+    try:
+        for user in ("first", "second", "quitter"):
+            line_hub.ensure_user(user)
+
+        def first_holds_the_slot():  # its service exists: created once the slot was taken
+            labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=first"]
+            return docker_api.services(filters={"label": labels})
+
+        first = threading.Thread(target=line_hub.spawn, args=("first", "slow"))
+        first.start()
+        wait_for(first_holds_the_slot, 30, 0.05)
+        messages = line_hub.spawn_watching_progress("second", "lab")
+        assert "Many servers are starting: yours is next" in messages, messages
+        assert "Environment ready" in messages, messages
+        first.join()
+        assert line_hub.server_model("first", "slow")["ready"] and line_hub.server_model("second", "lab")["ready"]
+
+        # the quitter asks while "first" holds the only slot again, then stops before their turn
+        line_hub.stop_server("first", "slow")
+        requests_made = [
+            threading.Thread(target=line_hub.api, args=("POST", f"users/{user}/servers/{server}"))
+            for user, server in (("first", "slow"), ("quitter", "lab"))
+        ]
+        requests_made[0].start()
+        wait_for(first_holds_the_slot, 30, 0.05)
+        requests_made[1].start()
+        wait_for(lambda: (line_hub.server_model("quitter", "lab") or {}).get("pending") == "spawn", 30, 0.05)
+        assert line_hub.api("DELETE", "users/quitter/servers/lab").status_code in (202, 204)
+        for request in requests_made:
+            request.join()
+        wait_for(lambda: (line_hub.server_model("first", "slow") or {}).get("ready"), 120, message="first ready")
+        time.sleep(3)  # the slot is free: a start still in line would now create its service
+        assert line_hub.server_model("quitter", "lab") is None
+        quitter_services = docker_api.services(
+            filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=quitter"]}
+        )
+        assert quitter_services == []
+        for user, server in (("first", "slow"), ("second", "lab")):
+            line_hub.stop_server(user, server)
+    finally:
+        line_hub.stop()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .client import AsyncDocker
@@ -51,6 +52,9 @@ class SwarmWatcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._nodes_at = 0.0
+        # how many starts wait in line for a start slot (set by the spawner): they count in the pace like
+        # waiters, so that letting a few start at a time adds no listings
+        self.queue_length: Callable[[], int] = lambda: 0
         self.secret_sweep_interval = secret_sweep_interval
         self._swept_at = time.monotonic()
         self._orphan_secrets: set[str] = set()
@@ -147,7 +151,7 @@ class SwarmWatcher:
         at least every ``follow_interval`` while a few started servers are being probed (a class of them
         gets no more listings than when nobody waits: each listing costs the engine more CPU)."""
         if self._waiters:
-            return min(self.interval, max(self.fast_interval, 0.02 * self._waiters))
+            return min(self.interval, max(self.fast_interval, 0.02 * (self._waiters + self.queue_length())))
         if self._followers:
             return min(self.interval, max(self.follow_interval, 0.05 * self._followers))
         return self.interval
@@ -209,6 +213,14 @@ class SwarmWatcher:
 
     def used_host_ports(self) -> set[int]:
         return set(self.snapshot.published_ports)
+
+    def ready_cpus(self) -> float:
+        """CPUs of the Swarm nodes that take new tasks (ready and active), from the last listing."""
+        total = 0.0
+        for node in self.snapshot.nodes.values():
+            if node.get("Status", {}).get("State") == "ready" and node.get("Spec", {}).get("Availability") == "active":
+                total += node.get("Description", {}).get("Resources", {}).get("NanoCPUs", 0) / 1e9
+        return total
 
     def node_address(self, node_id: str) -> str | None:
         node = self.snapshot.nodes.get(node_id)
