@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,15 @@ def docker_bridge_gateway(default: str = "172.17.0.1") -> str:
     except (OSError, subprocess.SubprocessError, ValueError):
         pass
     return default
+
+
+def let_services_be_interrupted() -> None:
+    """JupyterHub stops its services with SIGINT. A hub started in the background by a non-interactive shell
+    (``scripts/demo &``, nohup in a script) has SIGINT ignored, and every service it starts would inherit
+    that: the idle culler would ignore JupyterHub's SIGINT and each hub stop or restart would wait for
+    JupyterHub's interrupt timeout. Restore Python's default before any service starts."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _read_or_create_secret(path: Path, length: int = 12) -> str:
@@ -101,6 +111,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.Spawner.consecutive_failure_limit = 0
 
     # -- hub-managed services: idle culler and class-session scheduler --------------------------------
+    let_services_be_interrupted()
     services_environment = {
         "MYDOCKER_ENVIRONMENTS_DIR": environments_dir,
         "MYDOCKER_DATA_DIR": str(data_dir),

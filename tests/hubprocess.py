@@ -165,7 +165,8 @@ c.MyDockerAuthenticator.demo_accounts = {{
         self.process: subprocess.Popen | None = None
 
     # -- process ----------------------------------------------------------------------------------
-    def start(self):
+    def start(self, sigint_ignored: bool = False):
+        """``sigint_ignored``: as when started in the background by a non-interactive shell (``cmd &``)."""
         self.log_file = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(REPO / "jupyterhub_config.py")],
@@ -174,6 +175,7 @@ c.MyDockerAuthenticator.demo_accounts = {{
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: what it starts can be found when it is gone
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         wait_for(self._answers, 60, message=f"the hub at {self.url} (log: {self.log_path})")
 
