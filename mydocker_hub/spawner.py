@@ -255,6 +255,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             interval=self.watch_interval,
             fast_interval=self.watch_fast_interval,
             follow_interval=self.watch_follow_interval,
+            queue_length=lambda: SwarmEnvironmentSpawner._start_slots.waiting,
             log=self.log,
         )
 
@@ -485,7 +486,6 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         stops_before = self._stops
         slots = SwarmEnvironmentSpawner._start_slots
         slots.resize(self._start_slot_count())
-        self.watcher.queue_length = lambda: slots.waiting
         try:
             async with slots.slot(on_wait=self._announce_place_in_line):
                 if self._stops != stops_before:  # stopped while in line (start timeout, "stop" clicked)

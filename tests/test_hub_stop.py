@@ -1,5 +1,7 @@
 """Stopping the hub, as an administrator does at every upgrade or restart: its log stays readable."""
 
+from pathlib import Path
+
 import requests
 
 from .hubprocess import TEST_ENVIRONMENTS, Hub, wait_for
@@ -22,8 +24,6 @@ def test_stopping_the_hub_leaves_no_traceback_from_its_services(tmp_path, run_pr
 
 def _children_of(pid: int) -> dict[int, str]:
     """Processes whose parent is ``pid``: their command lines."""
-    from pathlib import Path
-
     children = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -39,8 +39,6 @@ def _children_of(pid: int) -> dict[int, str]:
 
 
 def _ignores_sigint(pid: int) -> bool:
-    from pathlib import Path
-
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigIgn:"):
             return bool(int(line.split()[1], 16) & (1 << (2 - 1)))  # bit of signal 2, SIGINT

@@ -37,6 +37,7 @@ class SwarmWatcher:
         follow_interval: float = 1.0,
         log: logging.Logger | None = None,
         secret_sweep_interval: float = 600.0,
+        queue_length: Callable[[], int] = lambda: 0,
     ):
         self.docker = docker
         self.hub_label = hub_label
@@ -52,9 +53,9 @@ class SwarmWatcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._nodes_at = 0.0
-        # how many starts wait in line for a start slot (set by the spawner): they count in the pace like
-        # waiters, so that letting a few start at a time adds no listings
-        self.queue_length: Callable[[], int] = lambda: 0
+        # how many starts wait in line for a start slot: they count in the pace like waiters, so that
+        # letting a few start at a time adds no listings
+        self.queue_length = queue_length
         self.secret_sweep_interval = secret_sweep_interval
         self._swept_at = time.monotonic()
         self._orphan_secrets: set[str] = set()
