@@ -117,6 +117,25 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def browser_one_process():
+    """Chromium with every frame of a page in the page's renderer process (site isolation off).
+
+    For tests of an LTI launch in Moodle's iframe that do not depend on how the browser treats third-party
+    storage: the launch moves the frame between Moodle's site and the hub's several times, and with site
+    isolation each move changes the frame's renderer process; Playwright (1.65, Chromium 156) now and then
+    loses track of the frame at such a move and every later query on it waits forever, whatever its timeout
+    (seen in CI, and about one run in three with both cores busy). What the hub serves is the same.
+    """
+    from playwright.sync_api import sync_playwright
+
+    one_process = ["--disable-site-isolation-trials", "--disable-features=IsolateOrigins,site-per-process"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + one_process, headless=True)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
 def shots(tmp_path):
     directory = Path(os.environ.get("MYDOCKER_SCREENSHOTS", tmp_path))

@@ -29,6 +29,10 @@ class LoopbackSession(requests.Session):
     Needed when the hub marks its cookies Secure (LTI embedding enabled) while the tests speak plain http.
     """
 
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", 60)  # a hub that stops answering fails the test instead of hanging the run
+        return super().request(method, url, **kwargs)
+
     def send(self, request, **kwargs):
         response = super().send(request, **kwargs)
         for cookie in self.cookies:

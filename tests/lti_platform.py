@@ -29,6 +29,8 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .hubprocess import LoopbackSession
+
 LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
 INSTRUCTOR = LIS + "membership#Instructor"
 LEARNER = LIS + "membership#Learner"
@@ -168,7 +170,7 @@ class LtiTestPlatform:
 
         Returns ``(response of the tool to the form_post, form fields posted)``.
         """
-        session = session or requests.Session()
+        session = session or LoopbackSession()
         hint = self.register(spec)
         init = session.post(
             self.tool_base + "/hub/lti13/login", data=self.login_initiation_form(hint), allow_redirects=False

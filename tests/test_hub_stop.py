@@ -13,7 +13,7 @@ def test_stopping_the_hub_leaves_no_traceback_from_its_services(tmp_path, run_pr
     try:
         for service in ("scheduler", "builder"):  # both serving (JupyterHub stops them with SIGINT)
             url = f"{hub.url}/services/{service}/"
-            wait_for(lambda url=url: requests.get(url, allow_redirects=False).status_code in (200, 302), 60)
+            wait_for(lambda url=url: requests.get(url, allow_redirects=False, timeout=10).status_code in (200, 302), 60)
     finally:
         hub.stop()
     log = hub.log()

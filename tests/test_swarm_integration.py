@@ -99,7 +99,10 @@ def test_another_user_cannot_reach_the_server_or_its_page(hub, lab):
     assert response.status_code in (403, 404)
     token = hub.user_token("student2")
     response = requests.get(
-        f"{hub.url}/user/student/lab/api/status", headers={"Authorization": f"token {token}"}, allow_redirects=False
+        f"{hub.url}/user/student/lab/api/status",
+        headers={"Authorization": f"token {token}"},
+        allow_redirects=False,
+        timeout=30,
     )
     assert response.status_code in (403, 404)
     assert other.get(f"{hub.url}/hub/environments/student/lab").status_code == 404
@@ -137,21 +140,21 @@ def test_home_survives_stop_start_and_hub_restart(hub, lab):
     headers = {"Authorization": f"token {token}"}
     contents = f"{hub.url}/user/student/lab/api/contents/kept.txt"
     body = {"type": "file", "format": "text", "content": "written before the restart"}
-    assert requests.put(contents, json=body, headers=headers).status_code in (200, 201)
+    assert requests.put(contents, json=body, headers=headers, timeout=30).status_code in (200, 201)
 
     hub.stop_server("student", "lab")
     hub.spawn("student", "lab")
     token = hub.user_token("student")
     headers = {"Authorization": f"token {token}"}
-    assert requests.get(contents, headers=headers).json()["content"] == "written before the restart"
+    assert requests.get(contents, headers=headers, timeout=30).json()["content"] == "written before the restart"
 
-    started = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers).json()["started"]
+    started = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers, timeout=30).json()["started"]
     hub.restart()
     model = hub.server_model("student", "lab")
     assert model and model["ready"], "the running server must be found again after a hub restart"
-    after = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers)
+    after = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers, timeout=30)
     assert after.status_code == 200 and after.json()["started"] == started, "same server, not a new one"
-    assert requests.get(contents, headers=headers).json()["content"] == "written before the restart"
+    assert requests.get(contents, headers=headers, timeout=30).json()["content"] == "written before the restart"
 
 
 def test_missing_image_fails_fast_with_its_reason(hub):

@@ -51,7 +51,7 @@ def test_servers_come_back_after_an_engine_restart(hub, docker_api, run_prefix):
     headers = {"Authorization": f"token {token}"}
     contents = f"{hub.url}/user/student/lab/api/contents/before-engine-restart.txt"
     body = {"type": "file", "format": "text", "content": "still here"}
-    assert requests.put(contents, json=body, headers=headers).status_code in (200, 201)
+    assert requests.put(contents, json=body, headers=headers, timeout=30).status_code in (200, 201)
 
     restart_engine()
 
@@ -65,7 +65,7 @@ def test_servers_come_back_after_an_engine_restart(hub, docker_api, run_prefix):
     wait_for(answers_again, 180, 1, "the student's server to answer again after the engine restart")
     print(f"server answered again {time.monotonic() - began:.1f}s after the engine came back")
     assert hub.server_model("student", "lab")["ready"] is True
-    assert requests.get(contents, headers=headers).json()["content"] == "still here"
+    assert requests.get(contents, headers=headers, timeout=30).json()["content"] == "still here"
 
 
 def test_users_containers_cannot_reach_each_other(hub, docker_api, run_prefix):
