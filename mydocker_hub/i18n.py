@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 
 from jinja2.ext import Extension
+from markupsafe import Markup
 from tornado.web import OutputTransform
 
 SUPPORTED = ("en", "fr")
@@ -120,6 +121,144 @@ FRENCH = {
     "Extend": "Prolonger",
     "Class sessions": "Séances",
     "Images": "Images",
+    # a server's start (progress page), then why it failed
+    "Server requested": "Démarrage demandé",
+    "Requesting %(title)s": "Demande de démarrage : %(title)s",
+    "Many servers are starting: yours is next": "Beaucoup d'environnements démarrent : le vôtre est le prochain",
+    "Many servers are starting: %(ahead)s more before yours": (
+        "Beaucoup d'environnements démarrent : encore %(ahead)s avant le vôtre"
+    ),
+    "Waiting for Swarm to accept the environment": "En attente de l'acceptation de l'environnement par Swarm",
+    "Environment accepted by Swarm": "Environnement accepté par Swarm",
+    "Waiting for a server with free resources": "En attente d'un serveur avec des ressources libres",
+    "Assigned to a server": "Attribué à un serveur",
+    "Accepted by the server": "Accepté par le serveur",
+    "Preparing: downloading the image %(image)s if needed": (
+        "Préparation : téléchargement de l'image %(image)s si nécessaire"
+    ),
+    "Image ready, creating the container": "Image prête, création du conteneur",
+    "Starting the container": "Démarrage du conteneur",
+    "Container running, waiting for the environment to answer": (
+        "Conteneur démarré, en attente de la réponse de l'environnement"
+    ),
+    "Swarm reports: %(state)s": "Swarm indique : %(state)s",
+    "A network port was taken on the server; trying another one": (
+        "Un port réseau était déjà pris sur le serveur ; essai avec un autre"
+    ),
+    "The environment stopped while starting; starting it again": (
+        "L'environnement s'est arrêté pendant son démarrage ; il redémarre"
+    ),
+    "Environment ready": "Environnement prêt",
+    "Your environment is ready: %(url)s": "Votre environnement est prêt : %(url)s",
+    "The environment could not start: %(reason)s": "L'environnement n'a pas pu démarrer : %(reason)s",
+    "Pick an environment in the catalogue to start it.": (
+        "Choisissez un environnement dans le catalogue pour le démarrer."
+    ),
+    "There is no environment named %(name)r (any more). Pick one in the catalogue.": (
+        "Il n'y a pas (ou plus) d'environnement nommé %(name)r. Choisissez-en un dans le catalogue."
+    ),
+    "You may not start the environment %(slug)r.": "Vous n'avez pas le droit de démarrer l'environnement %(slug)r.",
+    "The start was cancelled.": "Le démarrage a été annulé.",
+    "No free network port could be found on the server; please try again.": (
+        "Aucun port réseau libre n'a été trouvé sur le serveur ; veuillez réessayer."
+    ),
+    "A network port was taken on the server; please try again.": (
+        "Un port réseau était déjà pris sur le serveur ; veuillez réessayer."
+    ),
+    "The image %(image)s of this environment is not available on the server. "
+    "Ask the environment's teacher to build or publish it (or fix its name in the environment file).": (
+        "L'image %(image)s de cet environnement n'est pas disponible sur le serveur. Demandez à "
+        "l'enseignant responsable de la construire ou de la publier (ou de corriger son nom dans le "
+        "fichier de l'environnement)."
+    ),
+    "The environment ran out of memory while starting and was stopped. Ask its teacher to raise its memory limit.": (
+        "L'environnement a manqué de mémoire au démarrage et a été arrêté. Demandez à son enseignant "
+        "d'augmenter sa limite de mémoire."
+    ),
+    "The environment's program stopped right after starting (exit code %(code)s). "
+    "Its teacher can see the container logs; try again later or contact them.": (
+        "Le programme de l'environnement s'est arrêté juste après son démarrage (code de sortie %(code)s). "
+        "Son enseignant peut consulter les journaux du conteneur ; réessayez plus tard ou contactez-le."
+    ),
+    "The server refused to start the environment: %(error)s": (
+        "Le serveur a refusé de démarrer l'environnement : %(error)s"
+    ),
+    "The environment stopped while starting (%(state)s): %(error)s": (
+        "L'environnement s'est arrêté pendant son démarrage (%(state)s) : %(error)s"
+    ),
+    "No server currently has enough free CPU, memory or GPU for this environment. "
+    "Stop another of your environments or try again later; teachers can lower its reservations.": (
+        "Aucun serveur n'a actuellement assez de CPU, de mémoire ou de GPU libres pour cet environnement. "
+        "Éteignez un autre de vos environnements ou réessayez plus tard ; les enseignants peuvent "
+        "réduire ses réservations."
+    ),
+    "No server matches this environment's placement (node pool). "
+    "Ask an administrator to add a node to that pool or fix the environment's node_pool.": (
+        "Aucun serveur ne correspond au placement de cet environnement (node pool). Demandez à un "
+        "administrateur d'ajouter un nœud à ce groupe ou corrigez le champ node_pool de l'environnement."
+    ),
+    "%(title)s opens at %(opens)s: come back then.": "%(title)s ouvre le %(opens)s : revenez à ce moment-là.",
+    "%(title)s is only open during its class sessions; the next one starts at %(opens)s.": (
+        "%(title)s n'est ouvert que pendant ses séances ; la prochaine commence le %(opens)s."
+    ),
+    "%(title)s is only open during its class sessions, and none is planned.": (
+        "%(title)s n'est ouvert que pendant ses séances, et aucune n'est prévue."
+    ),
+    # JupyterHub's pages while a server starts or stops, or after it failed
+    "Your environment is starting.": "Votre environnement démarre.",
+    "You will be taken to it as soon as it is ready.": "Vous y serez conduit dès qu'il sera prêt.",
+    "Event log": "Journal des événements",
+    "Stopping…": "Arrêt…",
+    "Stopped. This page reloads.": "Éteint. La page se recharge.",
+    "Could not stop it: %(error)s": "Impossible de l'éteindre : %(error)s",
+    "Your environment is stopping.": "Votre environnement s'éteint.",
+    "You can start it again once it has stopped.": "Vous pourrez le redémarrer dès qu'il sera éteint.",
+    "Refresh": "Actualiser",
+    "The start failed": "Le démarrage a échoué",
+    "Not running": "Éteint",
+    "The last attempt to start %(name)s failed.": "La dernière tentative de démarrage de %(name)s a échoué.",
+    "Would you like to try again?": "Voulez-vous réessayer ?",
+    "%(name)s is not running.": "%(name)s n'est pas démarré.",
+    "It starts again by itself; if nothing happens in a few seconds, click below.": (
+        "Il redémarre tout seul ; si rien ne se passe dans quelques secondes, cliquez ci-dessous."
+    ),
+    "Would you like to start it?": "Voulez-vous le démarrer ?",
+    "Start again": "Redémarrer",
+    # for Moodle administrators (the names of Moodle's own fields, as its French interface shows them)
+    "Register this hub in Moodle (LTI 1.3)": "Déclarer ce hub dans Moodle (LTI 1.3)",
+    "In Moodle: Site administration › Plugins › Activity modules › External tool › Manage tools › "
+    "configure a tool manually. Paste:": (
+        "Dans Moodle : Administration du site › Plugins › Modules d'activité › Outil externe › Gérer les "
+        "outils › configurer un outil manuellement. Collez :"
+    ),
+    "Tool URL": "URL de l'outil",
+    "LTI version": "Version LTI",
+    "Public key type": "Type de clé publique",
+    "Public keyset": "Jeu de clés publiques",
+    "Initiate login URL": "URL de connexion initiale",
+    "Redirection URI(s)": "URI de redirection",
+    "Supports Deep Linking (Content-Item Message)": "Prend en charge Deep Linking (Content-Item Message)",
+    "Content Selection URL": "URL de sélection de contenu",
+    "Default launch container": "Conteneur de lancement par défaut",
+    "New window (or Embed once embedding is enabled below)": (
+        "Nouvelle fenêtre (ou Intégré, une fois l'intégration activée ci-dessous)"
+    ),
+    "Share launcher's email with tool": "Partager l'adresse de courriel du lanceur avec l'outil",
+    "Always (usernames are e-mail addresses)": "Toujours (les identifiants sont des adresses de courriel)",
+    "Not needed": "Inutile",
+    "Then copy Moodle's Platform ID, Client ID, Deployment ID, Authentication request URL and Public "
+    "keyset URL into lti_platforms of the hub's configuration (docs/lti.md).": (
+        "Copiez ensuite l'identifiant de plateforme, l'identifiant client, l'identifiant de déploiement, "
+        "l'URL de demande d'authentification et l'URL du jeu de clés publiques de Moodle dans "
+        "lti_platforms de la configuration du hub (docs/lti.md)."
+    ),
+    "A link to one environment, for any activity or nbgitpuller link:": (
+        "Un lien vers un environnement, pour toute activité ou lien nbgitpuller :"
+    ),
+    "Registered platforms": "Plateformes déclarées",
+    "None yet.": "Aucune pour l'instant.",
+    "Name": "Nom",
+    "Embedding": "Intégration",
 }
 
 TRANSLATIONS = {"fr": FRENCH}
@@ -148,6 +287,61 @@ def pick_language(accept_language: str | None) -> str:
 def translate(text: str, **values) -> str:
     translated = TRANSLATIONS.get(current_language.get(), {}).get(text, text)
     return translated % values if values else translated
+
+
+class Message:
+    """A sentence for a user, put in words only when someone reads it, in the reader's language.
+
+    Made where the language is unknown (a server's start, a Swarm task's failure) and read later by
+    a request (the progress page, an error page), whose language :class:`LanguageTransform` recorded.
+    ``str()`` gives the English sentence, for logs. A value may be another Message or a function of
+    the language (e.g. ``environment.localized_title``).
+    """
+
+    def __init__(self, english: str, **values):
+        self.english = english
+        self.values = values
+
+    def in_language(self, language: str) -> str:
+        template = TRANSLATIONS.get(language, {}).get(self.english, self.english)
+        if not self.values:
+            return template
+        return template % {name: _in_language(value, language) for name, value in self.values.items()}
+
+    def localized(self) -> str:
+        """In the language of the request being served (English outside a request)."""
+        return self.in_language(current_language.get())
+
+    def localized_html(self) -> Markup:
+        """Like :meth:`localized`, as HTML: every part is escaped but values that are already ``Markup``."""
+        language = current_language.get()
+        template = Markup.escape(TRANSLATIONS.get(language, {}).get(self.english, self.english))
+        if not self.values:
+            return template
+        values = {
+            name: value if isinstance(value, Markup) else _in_language(value, language)
+            for name, value in self.values.items()
+        }
+        return template % values  # Markup escapes each value it formats
+
+    def __str__(self) -> str:
+        return self.in_language("en")
+
+    def __repr__(self) -> str:
+        return f"Message({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Message) and (self.english, self.values) == (other.english, other.values)
+
+    __hash__ = None
+
+
+def _in_language(value, language: str):
+    if isinstance(value, Message):
+        return value.in_language(language)
+    if callable(value):
+        return value(language)
+    return value
 
 
 class LanguageTransform(OutputTransform):

@@ -10,6 +10,7 @@ progress and failing fast with a reason when Swarm says the start cannot succeed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from docker.errors import APIError
 from dockerspawner import SwarmSpawner
 from jupyterhub.spawner import SpawnException
+from markupsafe import Markup
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, Integer, List, Unicode, default, validate
 
@@ -28,7 +30,9 @@ from .credentials import CredentialKeyError, Credentials, CredentialStore, gener
 from .environments import Environment, get_catalog
 from .handlers.pages import TEACHER_GROUP
 from .handlers.stub import ConnectionStub
+from .i18n import Message
 from .sessions.policy import Availability, availability, closed_message, is_privileged
+from .start_failure import StartFailed
 from .swarm import diagnose, names
 from .swarm.client import AsyncDocker
 from .swarm.ports import parse_port_range, pick_free_ports
@@ -354,21 +358,34 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
 
         return await render_catalogue(self)
 
+    @default("progress_ready_hook")
+    def _default_progress_ready_hook(self):
+        return _ready_event_in_readers_language
+
     @default("options_from_form")
     def _default_options_from_form(self):
         return lambda formdata: {}  # the environment is the server's name, not a form field
 
     # -- progress -----------------------------------------------------------------------------------
-    def _emit(self, progress: int, message: str) -> None:
-        self._events.append({"progress": progress, "message": message})
+    def _emit(self, progress: int, message: Message) -> None:
+        self._events.append((progress, message))
         self._events_changed.set()
+
+    async def _generate_progress(self):
+        # JupyterHub's wrapper around progress() opens with its own "Server requested", in English
+        async with contextlib.aclosing(super()._generate_progress()) as events:
+            async for event in events:
+                if event.get("message") == "Server requested":
+                    event = {**event, "message": Message("Server requested").localized()}
+                yield event
 
     async def progress(self):
         sent = 0
         while True:
             events = getattr(self, "_events", [])
-            for event in events[sent:]:
-                yield event
+            for percent, message in events[sent:]:
+                # put in words here, in the language of the browser reading the progress page
+                yield {"progress": percent, "message": message.localized()}
             sent = len(events)
             finished = getattr(self, "_start_done", True) and self.pending != "spawn"
             if finished and sent >= len(getattr(self, "_events", [])):
@@ -417,14 +434,13 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     def _announce_place_in_line(self, ahead: int) -> None:
         """``ahead``: starts waiting in line before this one (the ones holding a slot are not counted)."""
         if ahead == 0:
-            self._emit(8, "Many servers are starting: yours is next")
+            self._emit(8, Message("Many servers are starting: yours is next"))
         else:
-            self._emit(8, f"Many servers are starting: {ahead} more before yours")
+            self._emit(8, Message("Many servers are starting: %(ahead)s more before yours", ahead=ahead))
 
-    def _fail(self, reason: str, message: str, log_message: str | None = None, status_code: int = 500):
-        error = SpawnException(message, reason=reason, log_message=log_message or message, status_code=status_code)
-        error.jupyterhub_message = message  # what the progress page shows; the log keeps log_message
-        return error
+    def _fail(self, reason: str, message: Message, log_message: str | None = None, status_code: int = 500):
+        """What the student reads (in their language); the log keeps ``log_message`` (English)."""
+        return StartFailed(message, reason=reason, log_message=log_message or "", status_code=status_code)
 
     def availability(self, env: Environment, now: dt.datetime | None = None) -> Availability:
         """Whether this spawner's user may see and start ``env`` now, given its class sessions."""
@@ -458,20 +474,24 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     async def _start_environment(self, env: Environment | None, began: float):
         if env is None:
             if not self.name:
-                raise self._fail("no_environment", "Pick an environment in the catalogue to start it.", status_code=400)
+                no_environment = Message("Pick an environment in the catalogue to start it.")
+                raise self._fail("no_environment", no_environment, status_code=400)
             raise self._fail(
                 "unknown_environment",
-                f"There is no environment named {self.name!r} (any more). Pick one in the catalogue.",
+                Message(
+                    "There is no environment named %(name)r (any more). Pick one in the catalogue.", name=self.name
+                ),
                 status_code=404,
             )
         if not self.catalog.may_start(env, self.user.name, self._user_groups(), bool(self.user.admin)):
-            raise self._fail("forbidden", f"You may not start the environment {env.slug!r}.", status_code=403)
+            forbidden = Message("You may not start the environment %(slug)r.", slug=env.slug)
+            raise self._fail("forbidden", forbidden, status_code=403)
         available = self.availability(env)
         if not available.startable:
             raise self._fail("closed", closed_message(env, available), status_code=403)
         self.image = env.image
         self.default_url = ""
-        self._emit(5, f"Requesting {env.localized_title('en')}")
+        self._emit(5, Message("Requesting %(title)s", title=env.localized_title))
 
         watcher = self.watcher
         if not (watcher.healthy and watcher.snapshot.taken_at) or watcher.service(self.service_name):
@@ -489,7 +509,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         try:
             async with slots.slot(on_wait=self._announce_place_in_line):
                 if self._stops != stops_before:  # stopped while in line (start timeout, "stop" clicked)
-                    raise self._fail("stopped", "The start was cancelled.")
+                    raise self._fail("stopped", Message("The start was cancelled."))
                 for attempt in range(1, self.port_conflict_attempts + 1):
                     try:
                         return await self._create_and_wait(env, began, credentials, secrets)
@@ -498,8 +518,8 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                         SwarmEnvironmentSpawner._suspect_ports.update(conflict.ports)
                         self.log.warning("%s: %s (attempt %d)", self.service_name, conflict, attempt)
                         await self.docker("remove_service", self.service_name)
-                        self._emit(10, "A network port was taken on the server; trying another one")
-                no_port = "No free network port could be found on the server; please try again."
+                        self._emit(10, Message("A network port was taken on the server; trying another one"))
+                no_port = Message("No free network port could be found on the server; please try again.")
                 raise self._fail("port_conflict", no_port)
         except BaseException:
             await self._remove_service_if_present()  # also forgets the secrets just created
@@ -567,7 +587,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             metrics.SPAWN_DURATION.labels(env.slug, "server_ready").observe(time.monotonic() - ready_began)
         finally:
             SwarmEnvironmentSpawner._reserved_ports.difference_update(allocated)
-        self._emit(100, "Environment ready")
+        self._emit(100, Message("Environment ready"))
         self.lifetime_deadline = time.time() + env.max_lifetime if env.max_lifetime else None
         return target
 
@@ -703,7 +723,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             self.log.warning(
                 "%s: task %d failed (%s); Swarm starts it again", self._log_name, failed_count, failure.detail
             )
-            self._emit(30, "The environment stopped while starting; starting it again")
+            self._emit(30, Message("The environment stopped while starting; starting it again"))
         return None
 
     async def _wait_for_http(self, env: Environment, ip: str, port: int) -> None:
@@ -816,3 +836,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         if not address or address.startswith("127.") or address in ("0.0.0.0", "::1"):
             return request_host.rsplit(":", 1)[0] if request_host.count(":") == 1 else request_host
         return address
+
+
+def _ready_event_in_readers_language(spawner, ready_event: dict) -> dict:
+    """JupyterHub's last progress event ("Server ready at ..."), in the words of the page's language."""
+    url = ready_event.get("url", "")
+    ready_event["message"] = Message("Your environment is ready: %(url)s", url=url).localized()
+    link = Markup('<a href="%s">%s</a>') % (url, url)
+    ready_event["html_message"] = str(Message("Your environment is ready: %(url)s", url=link).localized_html())
+    return ready_event

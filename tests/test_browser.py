@@ -71,6 +71,55 @@ def test_pages_speak_french_to_a_french_browser(browser, hub, shots):
     context.close()
 
 
+def test_a_french_student_follows_a_start_and_reads_why_it_failed_in_french(browser, hub, shots):
+    hub.ensure_user("student")
+    context = browser.new_context(locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    page = context.new_page()
+    login(page, hub, "student")
+    # no node has 64 CPUs: Swarm keeps the task pending, the start fails after 15 s with that reason
+    page.goto(f"{hub.url}/hub/spawn/student/too-big")  # JupyterHub shows the progress page after 10 s
+    expect(page.locator(".mydocker-spawn-pending")).to_contain_text("Votre environnement démarre.", timeout=30_000)
+    log = page.locator("#progress-log")
+    expect(log).to_contain_text("Demande de démarrage : Needs more CPU than any node has", timeout=30_000)
+    expect(log).to_contain_text("En attente d'un serveur avec des ressources libres", timeout=30_000)
+    page.screenshot(path=shots / "progress-fr.png", full_page=True)
+    expect(page.locator("#progress-message")).to_contain_text(
+        "L'environnement n'a pas pu démarrer : Aucun serveur n'a actuellement assez de CPU", timeout=60_000
+    )
+    expect(log).to_contain_text("Démarrage demandé")
+    expect(log).not_to_contain_text("Requesting")
+    expect(log).not_to_contain_text("Server requested")
+    page.screenshot(path=shots / "start-failed-fr.png", full_page=True)
+    # the environment's page says so too, with the reason and a button to try again
+    page.goto(f"{hub.url}/user/student/too-big/")
+    expect(page.locator("h1")).to_have_text("Le démarrage a échoué")
+    expect(page.locator(".mydocker-failure")).to_contain_text("Aucun serveur n'a actuellement assez de CPU")
+    expect(page.locator("#start")).to_have_text("Redémarrer")
+    # a start that fails at once (a missing image) shows the reason on the start's own page
+    page.goto(f"{hub.url}/hub/spawn/student/broken-image")
+    expect(page.locator("h1")).to_have_text("Le démarrage a échoué", timeout=30_000)
+    expect(page.locator(".mydocker-failure")).to_contain_text(
+        "L'image mydocker/this-image-does-not-exist:latest de cet environnement n'est pas disponible sur le serveur."
+    )
+    page.screenshot(path=shots / "start-refused-fr.png", full_page=True)
+    context.close()
+
+
+def test_stop_on_the_progress_page_stops_that_environment(browser, hub):
+    """JupyterHub's own button there stops the user's default server; ours stops the one that is starting."""
+    hub.ensure_user("student")
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    login(page, hub, "student")
+    page.goto(f"{hub.url}/hub/spawn/student/too-big")  # pending for 15 s: no node has 64 CPUs
+    expect(page.locator("#progress-log")).to_contain_text("Waiting for a server with free resources", timeout=30_000)
+    page.locator("#mydocker-stop-starting").click()
+    expect(page.locator("h1")).to_have_text("Not running", timeout=30_000)  # the page follows the stop
+    expect(page.locator("#start")).to_have_text("Start")
+    assert hub.server_model("student", "too-big") is None
+    context.close()
+
+
 def test_teacher_sees_broken_files_and_drafts(browser, hub, shots):
     broken = hub.environments / "broken-by-teacher.yaml"
     broken.write_text("title: Broken\nimage: x:1\nresources: {cpu_limit: lots}\n")

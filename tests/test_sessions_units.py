@@ -54,7 +54,7 @@ def test_availability(sessions, minutes, groups, privileged, expected):
 def test_blocked_message_gives_the_opening_time_and_end_warning_starts_on_time():
     env = env_with(BLOCKED)
     result = availability(env, START - dt.timedelta(minutes=10))
-    assert closed_message(env, result) == "TP opens at 2026-01-12 14:00 (UTC+01:00): come back then."
+    assert str(closed_message(env, result)) == "TP opens at 2026-01-12 14:00 (UTC+01:00): come back then."
     assert result.warning_from() == START + dt.timedelta(minutes=105)
 
 

@@ -70,7 +70,7 @@ def test_which_task_failures_end_a_start(tasks, attempts, expected):
 def test_failed_tasks_are_explained(the_task, reason, fragment):
     failure = diagnose.diagnose_failed(the_task, "mydocker/x:1")
     assert failure.reason == reason
-    assert fragment in failure.message
+    assert fragment in str(failure.message)
 
 
 @pytest.mark.parametrize(

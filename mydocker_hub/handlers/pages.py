@@ -12,6 +12,7 @@ from tornado import web
 from ..environments import get_catalog
 from ..i18n import current_language
 from ..sessions.policy import closed_message
+from ..start_failure import StartFailed
 from .views import card_view, format_bytes, render_link
 
 TEACHER_GROUP = "teacher"
@@ -51,7 +52,7 @@ class JoinHandler(_EnvironmentPage):
             return
         available = user.spawner.availability(env)
         if not available.startable:
-            raise web.HTTPError(403, closed_message(env, available))
+            raise StartFailed(closed_message(env, available), reason="closed", status_code=403)
         spawn_url = url_path_join(self.hub.base_url, "spawn", quote(user.name, safe=""), slug)
         self.redirect(f"{spawn_url}?next={quote(next_url, safe='')}")
 

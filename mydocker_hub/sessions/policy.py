@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..environments.model import Environment, Session
+from ..i18n import Message
 
 DEFAULT_EARLY_ACCESS = dt.timedelta(minutes=30)
 
@@ -89,12 +90,18 @@ def format_moment(moment: dt.datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})" if offset else f"{moment:%Y-%m-%d %H:%M}"
 
 
-def closed_message(env: Environment, available: Availability) -> str:
-    """Why ``env`` cannot be started now, and when it can."""
-    title = env.localized_title("en")
+def closed_message(env: Environment, available: Availability) -> Message:
+    """Why ``env`` cannot be started now, and when it can (in the reader's language)."""
+    title = env.localized_title
     if available.opens_at is not None and available.visible:
-        return f"{title} opens at {format_moment(available.opens_at)}: come back then."
+        return Message(
+            "%(title)s opens at %(opens)s: come back then.", title=title, opens=format_moment(available.opens_at)
+        )
     if available.opens_at is not None:
         opens = format_moment(available.opens_at)
-        return f"{title} is only open during its class sessions; the next one starts at {opens}."
-    return f"{title} is only open during its class sessions, and none is planned."
+        return Message(
+            "%(title)s is only open during its class sessions; the next one starts at %(opens)s.",
+            title=title,
+            opens=opens,
+        )
+    return Message("%(title)s is only open during its class sessions, and none is planned.", title=title)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..i18n import Message
+
 #: task states on the way to running, in order (Swarm's own vocabulary)
 PENDING_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
 FAILED_STATES = ("failed", "rejected", "orphaned")
@@ -38,10 +40,13 @@ def ends_start(failure: Failure, failed_count: int, attempts: int) -> bool:
     return failure.reason in CERTAIN_REASONS or failed_count >= max(1, attempts)
 
 
+PORT_TAKEN = Message("A network port was taken on the server; please try again.")
+
+
 @dataclass(frozen=True)
 class Failure:
     reason: str  # short code: image_missing, no_resources, exited, oom, rejected, port_conflict
-    message: str  # for the student
+    message: Message  # for the student, in their language
     detail: str  # for the logs
 
 
@@ -68,30 +73,41 @@ def diagnose_failed(task: dict, image: str) -> Failure:
     ):
         return Failure(
             "image_missing",
-            f"The image {image} of this environment is not available on the server. "
-            "Ask the environment's teacher to build or publish it (or fix its name in the environment file).",
+            Message(
+                "The image %(image)s of this environment is not available on the server. "
+                "Ask the environment's teacher to build or publish it (or fix its name in the environment file).",
+                image=image,
+            ),
             err,
         )
     if "address already in use" in lowered or "port is already allocated" in lowered:
-        return Failure("port_conflict", "A network port was taken on the server; please try again.", err)
+        return Failure("port_conflict", PORT_TAKEN, err)
     if exit_code == 137 or "oom" in lowered:
         return Failure(
             "oom",
-            "The environment ran out of memory while starting and was stopped. "
-            "Ask its teacher to raise its memory limit.",
+            Message(
+                "The environment ran out of memory while starting and was stopped. "
+                "Ask its teacher to raise its memory limit."
+            ),
             f"{err} (exit code {exit_code})",
         )
     if exit_code not in (None, 0) or "non-zero exit" in lowered or task_state(task) == "complete":
         code = exit_code if exit_code is not None else _exit_code_from(err)
         return Failure(
             "exited",
-            f"The environment's program stopped right after starting (exit code {code}). "
-            "Its teacher can see the container logs; try again later or contact them.",
+            Message(
+                "The environment's program stopped right after starting (exit code %(code)s). "
+                "Its teacher can see the container logs; try again later or contact them.",
+                code=code,
+            ),
             err,
         )
     if task_state(task) == "rejected":
-        return Failure("rejected", f"The server refused to start the environment: {err}", err)
-    return Failure("failed", f"The environment stopped while starting ({task_state(task)}): {err}", err)
+        return Failure("rejected", Message("The server refused to start the environment: %(error)s", error=err), err)
+    stopped = Message(
+        "The environment stopped while starting (%(state)s): %(error)s", state=task_state(task), error=err
+    )
+    return Failure("failed", stopped, err)
 
 
 def _exit_code_from(err: str) -> str:
@@ -103,35 +119,44 @@ def diagnose_pending(task: dict) -> Failure | None:
     """A pending task that cannot be scheduled (no node with the resources or labels), else None."""
     err = _err(task).lower()
     if "port already in use" in err or "port is already allocated" in err:
-        return Failure("port_conflict", "A network port was taken on the server; please try again.", _err(task))
+        return Failure("port_conflict", PORT_TAKEN, _err(task))
     if "insufficient resources" in err:
         return Failure(
             "no_resources",
-            "No server currently has enough free CPU, memory or GPU for this environment. "
-            "Stop another of your environments or try again later; teachers can lower its reservations.",
+            Message(
+                "No server currently has enough free CPU, memory or GPU for this environment. "
+                "Stop another of your environments or try again later; teachers can lower its reservations."
+            ),
             _err(task),
         )
     if "constraint" in err or "no suitable node" in err:  # checked last: Swarm says this before every reason
         return Failure(
             "no_node",
-            "No server matches this environment's placement (node pool). "
-            "Ask an administrator to add a node to that pool or fix the environment's node_pool.",
+            Message(
+                "No server matches this environment's placement (node pool). "
+                "Ask an administrator to add a node to that pool or fix the environment's node_pool."
+            ),
             _err(task),
         )
     return None
 
 
-def progress_message(state: str, image: str) -> tuple[int, str]:
+#: (percent, message) shown on the spawn-pending page while a task is in a state
+PROGRESS = {
+    "new": (15, Message("Waiting for Swarm to accept the environment")),
+    "allocated": (20, Message("Environment accepted by Swarm")),
+    "pending": (25, Message("Waiting for a server with free resources")),
+    "assigned": (35, Message("Assigned to a server")),
+    "accepted": (40, Message("Accepted by the server")),
+    "preparing": (50, None),  # names the image: made in progress_message
+    "ready": (60, Message("Image ready, creating the container")),
+    "starting": (70, Message("Starting the container")),
+    "running": (80, Message("Container running, waiting for the environment to answer")),
+}
+
+
+def progress_message(state: str, image: str) -> tuple[int, Message]:
     """(percent, message) shown on the spawn-pending page for a task in ``state``."""
-    messages = {
-        "new": (15, "Waiting for Swarm to accept the environment"),
-        "allocated": (20, "Environment accepted by Swarm"),
-        "pending": (25, "Waiting for a server with free resources"),
-        "assigned": (35, "Assigned to a server"),
-        "accepted": (40, "Accepted by the server"),
-        "preparing": (50, f"Preparing: downloading the image {image} if needed"),
-        "ready": (60, "Image ready, creating the container"),
-        "starting": (70, "Starting the container"),
-        "running": (80, "Container running, waiting for the environment to answer"),
-    }
-    return messages.get(state, (50, f"Swarm reports: {state}"))
+    if state == "preparing":
+        return 50, Message("Preparing: downloading the image %(image)s if needed", image=image)
+    return PROGRESS.get(state, (50, Message("Swarm reports: %(state)s", state=state)))
