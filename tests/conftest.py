@@ -108,17 +108,23 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright_driver():
+    """One Playwright (sync API) per test module: it allows no second one at the same time."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+        yield playwright
 
 
 @pytest.fixture(scope="module")
-def browser_one_process():
+def browser(playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_one_process(playwright_driver):
     """Chromium with every frame of a page in the page's renderer process (site isolation off).
 
     For tests of an LTI launch in Moodle's iframe that do not depend on how the browser treats third-party
@@ -127,13 +133,12 @@ def browser_one_process():
     loses track of the frame at such a move and every later query on it waits forever, whatever its timeout
     (seen in CI, and about one run in three with both cores busy). What the hub serves is the same.
     """
-    from playwright.sync_api import sync_playwright
-
     one_process = ["--disable-site-isolation-trials", "--disable-features=IsolateOrigins,site-per-process"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + one_process, headless=True)
-        yield browser
-        browser.close()
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS + one_process, headless=True
+    )
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
