@@ -330,11 +330,6 @@ class Message:
     def __repr__(self) -> str:
         return f"Message({str(self)!r})"
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Message) and (self.english, self.values) == (other.english, other.values)
-
-    __hash__ = None
-
 
 def _in_language(value, language: str):
     if isinstance(value, Message):

@@ -141,14 +141,13 @@ def diagnose_pending(task: dict) -> Failure | None:
     return None
 
 
-#: (percent, message) shown on the spawn-pending page while a task is in a state
+#: (percent, message) shown on the spawn-pending page while a task is in a state ("preparing" names the image)
 PROGRESS = {
     "new": (15, Message("Waiting for Swarm to accept the environment")),
     "allocated": (20, Message("Environment accepted by Swarm")),
     "pending": (25, Message("Waiting for a server with free resources")),
     "assigned": (35, Message("Assigned to a server")),
     "accepted": (40, Message("Accepted by the server")),
-    "preparing": (50, None),  # names the image: made in progress_message
     "ready": (60, Message("Image ready, creating the container")),
     "starting": (70, Message("Starting the container")),
     "running": (80, Message("Container running, waiting for the environment to answer")),
