@@ -1,0 +1,97 @@
+"""In-process tier: the spawner inside JupyterHub's own test hub (MockHub, from pytest-jupyterhub), on the real Swarm.
+
+The hub runs in the test's event loop, so a test reads JupyterHub's and the spawner's objects directly. MockHub
+serves under a base URL with an ``@`` and a space (``/@/space%20word/``), as a hub behind an unusual prefix.
+Environments without a web interface (SSH) need no way back from the container to the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import docker
+import pytest
+import requests
+from jupyterhub.tests.utils import add_user, api_request, auth_header, public_url
+
+from mydocker_hub.i18n import LanguageTransform
+from mydocker_hub.spawner import SwarmEnvironmentSpawner
+
+from .hubprocess import TEST_ENVIRONMENTS, free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+async def mockhub(hub_app, tmp_path, run_prefix, docker_api):
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
+    return await hub_app(
+        {
+            "JupyterHub": {
+                "spawner_class": SwarmEnvironmentSpawner,
+                "allow_named_servers": True,
+                "named_server_limit_per_user": 0,
+                "tornado_settings": {"transforms": [LanguageTransform]},
+            },
+            "SwarmEnvironmentSpawner": {
+                "environments_dir": str(environments),
+                "service_prefix": run_prefix + "m",
+                "credentials_key_file": str(tmp_path / "crypt_key"),
+                "connection_stub_port": free_port(),
+            },
+        }
+    )
+
+
+def _read_progress(url: str, headers: dict) -> list[dict]:
+    """The spawn-progress event stream, from the start's first event to JupyterHub's last one (run in a
+    thread: the hub serves from this test's event loop)."""
+    for _ in range(200):  # JupyterHub answers 404, then 400, until the start has begun
+        response = requests.get(url, headers=headers, timeout=120)
+        if response.status_code not in (400, 404):
+            break
+        time.sleep(0.05)
+    assert response.status_code == 200, response.text
+    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+
+
+async def test_jupyterhub_starts_follows_and_stops_an_environment_through_its_api(mockhub, docker_api):
+    add_user(mockhub.db, mockhub, name="alice")
+    start = asyncio.ensure_future(api_request(mockhub, "users", "alice", "servers", "ssh", method="post"))
+    # the progress stream, read by a French browser while the start goes on
+    url = public_url(mockhub, path="hub/api/users/alice/servers/ssh/progress")
+    french_browser = {**auth_header(mockhub.db, "alice"), "Accept-Language": "fr-FR,fr;q=0.9"}
+    events = await asyncio.to_thread(_read_progress, url, french_browser)
+    started = await start
+    assert started.status_code in (201, 202), started.text
+    messages = [event.get("message", "") for event in events]
+    assert events[-1].get("ready"), messages
+    assert messages[0] == "Démarrage demandé" and "Demande de démarrage : SSH terminal" in messages, messages
+    assert events[-1]["message"].startswith("Votre environnement est prêt : /@/space%20word/user/alice/ssh/")
+    # JupyterHub's objects and Swarm agree: one service, running, for alice's "ssh"
+    spawner = mockhub.users["alice"].spawners["ssh"]
+    assert spawner.ready and spawner.profile.slug == "ssh"
+    services = docker_api.services(filters={"name": spawner.service_name})
+    assert [s["Spec"]["Name"] for s in services] == [spawner.service_name]
+    assert await spawner.poll() is None
+    # stopping through the API removes the service
+    stopped = await api_request(mockhub, "users", "alice", "servers", "ssh", method="delete")
+    assert stopped.status_code in (202, 204), stopped.text
+    assert not mockhub.users["alice"].spawners["ssh"].active
+    assert docker_api.services(filters={"name": spawner.service_name}) == []
+
+
+async def test_an_unknown_environment_is_refused_with_its_reason_in_the_callers_language(mockhub):
+    add_user(mockhub.db, mockhub, name="bob")
+    refused = await api_request(
+        mockhub, "users", "bob", "servers", "nothing-here", method="post", headers={"Accept-Language": "fr"}
+    )
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["message"] == (
+        "Il n'y a pas (ou plus) d'environnement nommé 'nothing-here'. Choisissez-en un dans le catalogue."
+    )
+    assert not docker.APIClient(version="auto").services(filters={"name": "nothing-here"})
