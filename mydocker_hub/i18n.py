@@ -78,6 +78,7 @@ FRENCH = {
     "Open the catalogue": "Ouvrir le catalogue",
     "Links": "Liens",
     "Sign in": "Se connecter",
+    "Sign out": "Se déconnecter",
     "Demo accounts": "Comptes de démonstration",
     "Back to my environments": "Retour à mes environnements",
     "never": "jamais",

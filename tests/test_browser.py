@@ -68,6 +68,7 @@ def test_pages_speak_french_to_a_french_browser(browser, hub, shots):
     page.screenshot(path=shots / "catalogue-fr.png", full_page=True)
     page.goto(f"{hub.url}/hub/home")
     expect(page.locator("h1")).to_have_text("Mes environnements")
+    expect(page.locator("#logout")).to_have_text("Se déconnecter")
     context.close()
 
 
