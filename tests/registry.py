@@ -6,10 +6,12 @@ Its request log tells which blobs (layers) were downloaded, hence whether a node
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
 
+import docker
 import requests
 
 from .hubprocess import free_port, wait_for
@@ -61,3 +63,14 @@ http:
         self.process.terminate()
         self.process.wait(10)
         self.log_file.close()
+        self.forget_pulled_images()
+
+    def forget_pulled_images(self):
+        """Remove the engine's references to this registry's images (built, pushed, pulled by the tests), which
+        would otherwise pile up run after run; layers shared with other images stay."""
+        client = docker.APIClient(version="auto")
+        for image in client.images():
+            for reference in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+                if reference.startswith(self.host + "/"):
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.remove_image(reference)
