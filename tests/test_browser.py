@@ -96,6 +96,7 @@ def test_a_french_student_follows_a_start_and_reads_why_it_failed_in_french(brow
     expect(page.locator("h1")).to_have_text("Le démarrage a échoué")
     expect(page.locator(".mydocker-failure")).to_contain_text("Aucun serveur n'a actuellement assez de CPU")
     expect(page.locator("#start")).to_have_text("Redémarrer")
+    page.screenshot(path=shots / "not-running-failed-fr.png", full_page=True)
     # a start that fails at once (a missing image) shows the reason on the start's own page
     page.goto(f"{hub.url}/hub/spawn/student/broken-image")
     expect(page.locator("h1")).to_have_text("Le démarrage a échoué", timeout=30_000)
