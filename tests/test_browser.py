@@ -19,6 +19,15 @@ def login(page, hub, user: str):
     page.wait_for_url(f"{hub.url}/hub/**")
 
 
+def french_student(browser, hub):
+    """A browser context of a French-speaking student, signed in; and its page."""
+    hub.ensure_user("student")
+    context = browser.new_context(locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    page = context.new_page()
+    login(page, hub, "student")
+    return context, page
+
+
 def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
     hub.ensure_user("student")
     if hub.server_model("student", "lab"):
@@ -56,10 +65,7 @@ def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
 
 
 def test_pages_speak_french_to_a_french_browser(browser, hub, shots):
-    hub.ensure_user("student")
-    context = browser.new_context(locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
-    page = context.new_page()
-    login(page, hub, "student")
+    context, page = french_student(browser, hub)
     page.goto(f"{hub.url}/hub/spawn")
     expect(page.locator("h1")).to_have_text("Catalogue")
     card = page.locator('.mydocker-card[data-environment="lab"]')
@@ -73,10 +79,7 @@ def test_pages_speak_french_to_a_french_browser(browser, hub, shots):
 
 
 def test_a_french_student_follows_a_start_and_reads_why_it_failed_in_french(browser, hub, shots):
-    hub.ensure_user("student")
-    context = browser.new_context(locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
-    page = context.new_page()
-    login(page, hub, "student")
+    context, page = french_student(browser, hub)
     # no node has 64 CPUs: Swarm keeps the task pending, the start fails after 15 s with that reason
     page.goto(f"{hub.url}/hub/spawn/student/too-big")  # JupyterHub shows the progress page after 10 s
     expect(page.locator(".mydocker-spawn-pending")).to_contain_text("Votre environnement démarre.", timeout=30_000)
