@@ -644,26 +644,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         self.object_id = ""
         if secret_ids:
             # a secret stays in use (409) until the old container has stopped: do not make stop wait for that
-            asyncio.ensure_future(self._remove_secrets_when_free(secret_ids))
-
-    async def _remove_secrets_when_free(self, secret_ids: list[str]) -> None:
-        remaining = list(secret_ids)
-        for attempt in range(40):
-            await asyncio.sleep(min(2 + attempt, 10))  # the old container takes a moment to stop
-            still_used = []
-            for secret_id in remaining:
-                try:
-                    await self.docker("remove_secret", secret_id)
-                except APIError as e:
-                    status = e.response.status_code if e.response is not None else None
-                    if status == 409:
-                        still_used.append(secret_id)
-                    elif status != 404:
-                        self.log.warning("Cannot remove secret %s of %s: %s", secret_id[:12], self.service_name, e)
-            remaining = still_used
-            if not remaining:
-                return
-        self.log.warning("Secrets %s of %s are still in use; left in place", remaining, self.service_name)
+            self.watcher.remove_secrets_when_free(secret_ids)
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:
         """Follow the service's task through the shared watcher until it runs; fail fast otherwise."""
@@ -792,6 +773,14 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         service = watcher.service(self.service_name)
         if service is None:
             return 0
+        if not self.object_id and not self._spawn_pending:
+            # a start this hub never finished (it was stopped or restarted meanwhile): the hub saves the
+            # service's ID when a start returns, and knows no address for this one; it will not stop a server
+            # it is told is gone, so remove it here, and the student starts it again
+            self.log.warning("%s: removing %s, whose start the hub did not finish", self._log_name, self.service_name)
+            await self._remove_service(_secret_ids_of(service))
+            watcher.forget_service(self.service_name)
+            return 0
         self.object_id = service["ID"]
         profile = self.profile
         if profile is not None and not profile.serves_http:
@@ -813,8 +802,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         if listed is None:
             await self._remove_service_if_present()
         else:
-            container_spec = listed.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
-            await self._remove_service([s["SecretID"] for s in container_spec.get("Secrets") or []])
+            await self._remove_service(_secret_ids_of(listed))
         self.clear_state()
 
     # -- what the connection page shows -------------------------------------------------------------
@@ -836,6 +824,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         if not address or address.startswith("127.") or address in ("0.0.0.0", "::1"):
             return request_host.rsplit(":", 1)[0] if request_host.count(":") == 1 else request_host
         return address
+
+
+def _secret_ids_of(service: dict) -> list[str]:
+    """IDs of the Swarm secrets a service's containers read (from its listing: no Docker call)."""
+    container_spec = service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+    return [secret["SecretID"] for secret in container_spec.get("Secrets") or []]
 
 
 def _ready_event_in_readers_language(spawner, ready_event: dict) -> dict:

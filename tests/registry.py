@@ -67,10 +67,11 @@ http:
 
     def forget_pulled_images(self):
         """Remove the engine's references to this registry's images (built, pushed, pulled by the tests), which
-        would otherwise pile up run after run; layers shared with other images stay."""
+        would otherwise pile up run after run; layers shared with other images stay. Forced: a server that ran
+        the image may have left its stopped container behind for a few more seconds (Swarm removes it later)."""
         client = docker.APIClient(version="auto")
         for image in client.images():
             for reference in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
                 if reference.startswith(self.host + "/"):
                     with contextlib.suppress(docker.errors.APIError):
-                        client.remove_image(reference)
+                        client.remove_image(reference, force=True)

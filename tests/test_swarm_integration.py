@@ -10,7 +10,7 @@ import paramiko
 import pytest
 import requests
 
-from .hubprocess import wait_for
+from .hubprocess import TEST_IMAGE, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -155,6 +155,34 @@ def test_home_survives_stop_start_and_hub_restart(hub, lab):
     after = requests.get(f"{hub.url}/user/student/lab/api/status", headers=headers, timeout=30)
     assert after.status_code == 200 and after.json()["started"] == started, "same server, not a new one"
     assert requests.get(contents, headers=headers, timeout=30).json()["content"] == "written before the restart"
+
+
+def test_a_start_cut_short_by_a_hub_crash_is_cleaned_up_at_restart(hub, docker_api, run_prefix):
+    """The hub is killed (kill -9) while a student's start is under way: after its restart the student sees the
+    environment stopped and can start it again, instead of a start "pending" for the HTTP timeout (5 min)."""
+    (hub.environments / "slow-server.yaml").write_text(
+        f"""title: A server that takes its time
+image: {TEST_IMAGE}
+interface: custom
+command: ["/bin/sh", "-c", "sleep 600"]
+ports: [{{name: web, port: 8888, type: http}}]
+"""
+    )
+    hub.ensure_user("student2")
+    assert hub.api("POST", "users/student2/servers/slow-server").status_code == 202
+    label = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student2", "org.mydocker.server=slow-server"]
+    wait_for(lambda: docker_api.services(filters={"label": label}), 60, message="the service of the start")
+    hub.process.kill()  # no clean-up of any kind, as in a crash
+    hub.process.wait()
+    hub.stop()  # ends the proxy and the services the dead hub started
+    hub.start()
+
+    # before: JupyterHub waited for a server it had no address for, showing it "pending: check" for 5 minutes
+    gone = lambda: hub.server_model("student2", "slow-server") is None  # noqa: E731
+    wait_for(gone, 60, message="the interrupted start to show as stopped")
+    wait_for(lambda: not docker_api.services(filters={"label": label}), 30, message="its service to be removed")
+    assert any("whose start the hub did not finish" in line for line in hub.log_lines("student2:slow-server"))
+    (hub.environments / "slow-server.yaml").unlink()
 
 
 def test_missing_image_fails_fast_with_its_reason(hub):

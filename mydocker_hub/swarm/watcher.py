@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import docker.errors
+
 from .client import AsyncDocker
 from .specs import MANAGED_LABEL, SECRET_SERVICE_LABEL
 
@@ -59,6 +61,8 @@ class SwarmWatcher:
         self.secret_sweep_interval = secret_sweep_interval
         self._swept_at = time.monotonic()
         self._orphan_secrets: set[str] = set()
+        # secrets of stopped servers, removed once their container is gone: secret ID -> (attempts, due at)
+        self._secrets_to_remove: dict[str, tuple[int, float]] = {}
 
     _instances: dict[tuple, SwarmWatcher] = {}
 
@@ -86,10 +90,51 @@ class SwarmWatcher:
                     self.log.warning("Swarm watcher cannot list services: %s", e)
                 self.healthy = False
                 self.last_error = str(e)
+            if self.healthy and self._secrets_to_remove:
+                await self._remove_due_secrets()
             if self.healthy and time.monotonic() - self._swept_at > self.secret_sweep_interval:
                 self._swept_at = time.monotonic()
                 await self._sweep_quietly()
             await self._pause()
+
+    #: tries to remove a stopped server's secret before leaving it to the sweep, and the pause between them
+    SECRET_REMOVAL_ATTEMPTS = 40
+
+    @staticmethod
+    def _secret_retry_delay(attempt: int) -> float:
+        return min(2.0 + attempt, 10.0)  # the old container takes a moment to stop
+
+    def remove_secrets_when_free(self, secret_ids: list[str]) -> None:
+        """Remove a stopped server's secrets once its container has stopped using them (409 until then).
+
+        Done by this loop, not by a task per stop: a stop does not wait for it, and a hub that exits
+        meanwhile leaves no half-done task behind (the sweep removes what is left at its next start).
+        """
+        due = time.monotonic() + self._secret_retry_delay(0)
+        for secret_id in secret_ids:
+            self._secrets_to_remove.setdefault(secret_id, (0, due))
+
+    async def _remove_due_secrets(self) -> None:
+        now = time.monotonic()
+        for secret_id, (attempt, due) in list(self._secrets_to_remove.items()):
+            if due > now:
+                continue
+            try:
+                await self.docker.call("remove_secret", secret_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                status = getattr(getattr(e, "response", None), "status_code", None)
+                # still in use (409, or 400 "is in use by the following service" while Swarm removes it)
+                in_use = status == 409 or (status == 400 and "in use" in str(e))
+                if in_use and attempt + 1 < self.SECRET_REMOVAL_ATTEMPTS:
+                    self._secrets_to_remove[secret_id] = (attempt + 1, now + self._secret_retry_delay(attempt + 1))
+                    continue
+                if in_use:
+                    self.log.warning("Secret %s is still in use; the sweep will remove it later", secret_id[:12])
+                elif status != 404:
+                    self.log.warning("Cannot remove secret %s: %s", secret_id[:12], e)
+            self._secrets_to_remove.pop(secret_id, None)
 
     async def _sweep_quietly(self) -> None:
         """A sweep that fails is retried at the next one; it never marks the listing unhealthy."""
@@ -111,21 +156,29 @@ class SwarmWatcher:
             await asyncio.sleep(min(remaining, self.fast_interval))
 
     async def refresh(self) -> Snapshot:
-        every_service = await self.docker.call("services")
-        services = [
-            s for s in every_service if s.get("Spec", {}).get("Labels", {}).get(MANAGED_LABEL) == self.hub_label
-        ]
+        for attempt in range(3):
+            every_service = await self.docker.call("services")
+            services = [
+                s for s in every_service if s.get("Spec", {}).get("Labels", {}).get(MANAGED_LABEL) == self.hub_label
+            ]
+            ids = [service["ID"] for service in services]
+            try:
+                listed_tasks = await self.docker.call("tasks", filters={"service": ids}) if ids else []
+                break
+            except docker.errors.NotFound:
+                # the engine refuses a task filter naming a service removed since the first listing (a class
+                # stopping): list both again
+                if attempt == 2:
+                    raise
         published = set()
         for service in every_service:  # ports of every service on the Swarm, ours or not
             for port in service.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
                 if port.get("PublishedPort"):
                     published.add(port["PublishedPort"])
-        ids = [service["ID"] for service in services]
         tasks: dict[str, list[dict]] = {service_id: [] for service_id in ids}
-        if ids:
-            for task in await self.docker.call("tasks", filters={"service": ids}):
-                if task.get("ServiceID") in tasks:
-                    tasks[task["ServiceID"]].append(task)
+        for task in listed_tasks:
+            if task.get("ServiceID") in tasks:
+                tasks[task["ServiceID"]].append(task)
         for task_list in tasks.values():
             task_list.sort(key=lambda t: t.get("CreatedAt", ""), reverse=True)
         now = time.monotonic()
@@ -207,6 +260,10 @@ class SwarmWatcher:
     # -- reads of the current snapshot -------------------------------------------------------------
     def service(self, name: str) -> dict | None:
         return self.snapshot.services.get(name)
+
+    def forget_service(self, name: str) -> None:
+        """Drop a service just removed from the current listing (the next listing will not have it)."""
+        self.snapshot.services.pop(name, None)
 
     def tasks(self, name: str) -> list[dict]:
         service = self.service(name)

@@ -1,0 +1,141 @@
+"""The shared Swarm watcher on a real Swarm: secrets removed when free or swept, listings during removals."""
+
+import asyncio
+import secrets
+
+import docker
+
+from mydocker_hub.swarm.client import AsyncDocker
+from mydocker_hub.swarm.specs import MANAGED_LABEL, SECRET_SERVICE_LABEL
+from mydocker_hub.swarm.watcher import SwarmWatcher
+from tests.hubprocess import TEST_IMAGE, wait_for
+
+
+def test_orphan_secrets_are_removed_at_the_second_sweep_and_live_ones_kept(docker_api, run_prefix):
+    label = f"{run_prefix}w{secrets.token_hex(2)}"
+    live_service = f"{label}-alice--lab"
+
+    def secret(service):
+        return docker_api.create_secret(
+            name=f"{service}-pw-{secrets.token_hex(4)}",
+            data=b"x",
+            labels={MANAGED_LABEL: label, SECRET_SERVICE_LABEL: service},
+        )["ID"]
+
+    docker_api.create_service(
+        docker.types.TaskTemplate(
+            container_spec=docker.types.ContainerSpec(image=TEST_IMAGE, command=["sleep", "600"])
+        ),
+        name=live_service,
+        labels={MANAGED_LABEL: label},
+    )
+    try:
+        kept, orphan = secret(live_service), secret(f"{label}-bob--lab")
+
+        async def sweep_twice():
+            watcher = SwarmWatcher(AsyncDocker(max_workers=2), label)
+            await watcher.refresh()
+            first = await watcher.sweep_orphan_secrets()
+            remaining_after_first = {s["ID"] for s in docker_api.secrets(filters={"label": f"{MANAGED_LABEL}={label}"})}
+            second = await watcher.sweep_orphan_secrets()
+            return first, remaining_after_first, second
+
+        first, remaining_after_first, second = asyncio.run(sweep_twice())
+        assert first == 0 and {kept, orphan} <= remaining_after_first  # a start may be about to use it
+        assert second == 1
+        remaining = {s["ID"] for s in docker_api.secrets(filters={"label": f"{MANAGED_LABEL}={label}"})}
+        assert remaining == {kept}
+    finally:
+        docker_api.remove_service(live_service)
+        for s in docker_api.secrets(filters={"label": f"{MANAGED_LABEL}={label}"}):
+            try:
+                docker_api.remove_secret(s["ID"])
+            except docker.errors.APIError:
+                pass
+
+
+def sleeping_service(docker_api, name: str, label: str, secret_id: str | None = None, secret_name: str = ""):
+    secret_refs = [docker.types.SecretReference(secret_id, secret_name)] if secret_id else None
+    return docker_api.create_service(
+        docker.types.TaskTemplate(
+            container_spec=docker.types.ContainerSpec(
+                image=TEST_IMAGE, command=["sleep", "600"], secrets=secret_refs, stop_grace_period=1_000_000_000
+            )
+        ),
+        name=name,
+        labels={MANAGED_LABEL: label},
+    )["ID"]
+
+
+def test_a_stopped_servers_secret_is_removed_once_nothing_uses_it(docker_api, run_prefix, monkeypatch):
+    label = f"{run_prefix}w{secrets.token_hex(2)}"
+    service = f"{label}-carol--lab"
+    secret_name = f"{service}-pw-{secrets.token_hex(4)}"
+    secret_id = docker_api.create_secret(
+        name=secret_name, data=b"x", labels={MANAGED_LABEL: label, SECRET_SERVICE_LABEL: service}
+    )["ID"]
+
+    def secret_left():
+        return [s["ID"] for s in docker_api.secrets(filters={"label": f"{MANAGED_LABEL}={label}"})]
+
+    def container_running():
+        tasks = docker_api.tasks(filters={"service": service})
+        return any(t["Status"]["State"] == "running" for t in tasks)
+
+    monkeypatch.setattr(SwarmWatcher, "_secret_retry_delay", staticmethod(lambda attempt: 0.3))
+    sleeping_service(docker_api, service, label, secret_id, secret_name)
+    loop = asyncio.new_event_loop()
+    watcher = SwarmWatcher(AsyncDocker(max_workers=2), label, interval=0.2)
+    try:
+        wait_for(container_running, 60, message="the server's container")
+        loop.call_soon(watcher.ensure_running)  # its loop runs while this test runs the event loop
+        watcher.remove_secrets_when_free([secret_id])
+        loop.run_until_complete(asyncio.sleep(2))  # several tries while the server still uses it: refused
+        assert secret_left() == [secret_id] and secret_id in watcher._secrets_to_remove
+        docker_api.remove_service(service)  # the server stops
+        for _ in range(120):
+            loop.run_until_complete(asyncio.sleep(0.5))
+            if not secret_left():
+                break
+        assert secret_left() == [] and watcher._secrets_to_remove == {}
+    finally:
+        if watcher._task:
+            watcher._task.cancel()
+            loop.run_until_complete(asyncio.gather(watcher._task, return_exceptions=True))
+        loop.close()
+        for s in docker_api.services(filters={"name": service}):
+            docker_api.remove_service(s["ID"])
+
+
+def test_a_service_removed_between_the_two_listings_leaves_the_listing_healthy(docker_api, run_prefix):
+    """The engine answers 404 to a task listing that names a service removed since the service listing (a
+    class stopping while the hub lists): the watcher lists again instead of reporting the engine unreachable."""
+    label = f"{run_prefix}w{secrets.token_hex(2)}"
+    kept, removed = f"{label}-dan--lab", f"{label}-eve--lab"
+    sleeping_service(docker_api, kept, label)
+    sleeping_service(docker_api, removed, label)
+
+    class RemovesOneAfterListing(AsyncDocker):
+        """A real engine, with one service removed right after the first service listing."""
+
+        removed_once = False
+
+        def _call(self, method, args, kwargs):
+            result = super()._call(method, args, kwargs)
+            if method == "services" and not self.removed_once:
+                self.removed_once = True
+                docker_api.remove_service(removed)
+            return result
+
+    try:
+
+        async def list_once():
+            watcher = SwarmWatcher(RemovesOneAfterListing(max_workers=2), label)
+            return await watcher.refresh(), watcher.healthy
+
+        snapshot, healthy = asyncio.run(list_once())
+        assert healthy and set(snapshot.services) == {kept}
+    finally:
+        for name in (kept, removed):
+            for s in docker_api.services(filters={"name": name}):
+                docker_api.remove_service(s["ID"])
