@@ -633,18 +633,24 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         ]
         await self._remove_service(secret_ids)
 
-    async def _remove_service(self, secret_ids: list[str]):
-        """Remove this server's service (gone already is fine), then ``secret_ids`` in the background."""
+    async def _remove_service(self, secret_ids: list[str]) -> bool:
+        """Remove this server's service (gone already is fine), then ``secret_ids`` in the background.
+
+        Returns whether there was a service to remove."""
+        removed = False
         try:
             await self.docker("remove_service", self.service_name)
             self.log.info("Removed service %s", self.service_name)
+            removed = True
         except APIError as e:
             if e.response is None or e.response.status_code != 404:
                 raise
         self.object_id = ""
+        self.watcher.forget_service(self.service_name)  # gone: a poll before the next listing must not see it
         if secret_ids:
             # a secret stays in use (409) until the old container has stopped: do not make stop wait for that
             self.watcher.remove_secrets_when_free(secret_ids)
+        return removed
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:
         """Follow the service's task through the shared watcher until it runs; fail fast otherwise."""
@@ -777,9 +783,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             # a start this hub never finished (it was stopped or restarted meanwhile): the hub saves the
             # service's ID when a start returns, and knows no address for this one; it will not stop a server
             # it is told is gone, so remove it here, and the student starts it again
-            self.log.warning("%s: removing %s, whose start the hub did not finish", self._log_name, self.service_name)
-            await self._remove_service(_secret_ids_of(service))
-            watcher.forget_service(self.service_name)
+            if await self._remove_service(_secret_ids_of(service)):
+                unfinished = "%s: removed %s, whose start the hub did not finish"
+                self.log.warning(unfinished, self._log_name, self.service_name)
             return 0
         self.object_id = service["ID"]
         profile = self.profile
