@@ -192,6 +192,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     # one authenticator with several doors: federation (OIDC), LTI 1.3 platforms, demo accounts
     c.JupyterHub.authenticator_class = "mydocker_hub.auth.authenticator.MyDockerAuthenticator"
     c.MyDockerAuthenticator.lti_tool_key_file = str(data_dir / "lti_tool_key.pem")
+    c.MyDockerAuthenticator.lti_registered_platforms_file = str(data_dir / "lti_platforms_registered.json")
     if demo:
         c.MyDockerAuthenticator.demo_mode = True
         c.MyDockerAuthenticator.demo_password = os.environ.get("MYDOCKER_DEMO_PASSWORD") or _read_or_create_secret(

@@ -257,6 +257,30 @@ FRENCH = {
         "Un lien vers un environnement, pour toute activité ou lien nbgitpuller :"
     ),
     "Registered platforms": "Plateformes déclarées",
+    "The hub is registered": "Le hub est déclaré",
+    "Platform: %(title)s, known to the hub as %(name)s.": "Plateforme : %(title)s, connue du hub sous le nom %(name)s.",
+    "In Moodle, the new tool waits in Manage tools: activate it, and teachers can add it to their courses.": (
+        "Dans Moodle, le nouvel outil attend dans Gérer les outils : activez-le, et les enseignants pourront "
+        "l'ajouter à leurs cours."
+    ),
+    "The registration failed": "La déclaration a échoué",
+    "Nothing was changed on the hub. Try again once this is fixed, or register the hub by hand with the values "
+    "of the hub's page /hub/lti13/setup.": (
+        "Rien n'a été modifié sur le hub. Réessayez une fois le problème corrigé, ou déclarez le hub à la main "
+        "avec les valeurs de la page /hub/lti13/setup du hub."
+    ),
+    "Close": "Fermer",
+    "Register in one step (Moodle 4.x: dynamic registration)": (
+        "Déclarer en une étape (Moodle 4.x : inscription dynamique)"
+    ),
+    "In Moodle: Site administration › Plugins › Activity modules › External tool › Manage tools: paste this "
+    "link into Tool URL and press Add LTI Advantage, then activate the new tool. The link is valid until "
+    "%(expires)s.": (
+        "Dans Moodle : Administration du site › Plugins › Modules d'activité › Outil externe › Gérer les outils : "
+        "collez ce lien dans URL de l'outil et cliquez sur Ajouter LTI Advantage, puis activez le nouvel outil. "
+        "Le lien est valable jusqu'au %(expires)s."
+    ),
+    "Or register by hand": "Ou déclarer à la main",
     "None yet.": "Aucune pour l'instant.",
     "Name": "Nom",
     "Embedding": "Intégration",

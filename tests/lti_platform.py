@@ -8,7 +8,12 @@ way Moodle 4.x does.
 - id_tokens live 60 s (``exp = iat + 60``), ``aud`` is a plain string, there is no ``azp``, no name nor
   e-mail unless asked, custom parameters are lower-cased;
 - its keyset is at ``/mod/lti/certs.php``; deep-linking responses are posted back to
-  ``/mod/lti/contentitem_return.php`` and verified against the tool's JWKS.
+  ``/mod/lti/contentitem_return.php`` and verified against the tool's JWKS;
+- LTI Dynamic Registration as Moodle's "Add LTI Advantage": its administration page frames the tool's
+  registration URL with ``openid_configuration`` (``/mod/lti/openid-configuration.php``) and a single-use
+  ``registration_token``; its registration endpoint (``/mod/lti/openid-registration.php``) checks the
+  tool's metadata the way Moodle's ``registration_helper`` does, then answers with a new client ID and
+  deployment ID, which its launches use from then on.
 
 A launch is described by a :class:`LaunchSpec`; ``tamper`` breaks it on purpose for negative tests.
 """
@@ -65,6 +70,8 @@ class LtiTestPlatform:
         self.deep_link_results: list[dict] = []
         self.issued_tokens: list[tuple[str, str]] = []  # (id_token, state) as posted to the tool
         self.nonces: list[str] = []  # the tool's nonces, as received in authentication requests
+        self.registration_token = secrets.token_urlsafe(24)  # single use, as Moodle's
+        self.registered_tools: list[dict] = []  # the tool metadata received by dynamic registration
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         # "localhost", not 127.0.0.1: another site than the hub, as Moodle is
         self.url = f"http://localhost:{self.server.server_port}"
@@ -208,6 +215,10 @@ class LtiTestPlatform:
                     self._send(200, platform._course_page(query["hint"], query.get("embed") == "1"))
                 elif parts.path == "/launch-frame":
                     self._send(200, platform._login_form_page(query["hint"]))
+                elif parts.path == "/mod/lti/openid-configuration.php":
+                    self._send(200, json.dumps(platform.openid_configuration()), "application/json")
+                elif parts.path == "/admin/tool-registration":
+                    self._send(200, platform._registration_page(query["url"]))
                 elif parts.path == "/mod/lti/auth.php":
                     status, body = platform._authorize(query)
                     self._send(status, body)
@@ -216,7 +227,12 @@ class LtiTestPlatform:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                body = self.rfile.read(length).decode()
+                if urlsplit(self.path).path == "/mod/lti/openid-registration.php":
+                    status, answer = platform._register_tool(self.headers.get("Authorization", ""), body)
+                    self._send(status, json.dumps(answer), "application/json")
+                    return
+                form = {k: v[0] for k, v in parse_qs(body).items()}
                 if urlsplit(self.path).path == "/mod/lti/contentitem_return.php":
                     self._send(*platform._deep_link_return(form))
                 else:
@@ -269,6 +285,95 @@ class LtiTestPlatform:
             f'<input type="hidden" name="state" value="{html.escape(query["state"])}">'
             '</form><script>document.getElementById("post").submit()</script></body></html>'
         )
+
+    # -- dynamic registration -------------------------------------------------------------------------
+    def openid_configuration(self) -> dict:
+        return {
+            "issuer": self.url,
+            "authorization_endpoint": self.url + "/mod/lti/auth.php",
+            "jwks_uri": self.url + "/mod/lti/certs.php",
+            "token_endpoint": self.url + "/mod/lti/token.php",
+            "registration_endpoint": self.url + "/mod/lti/openid-registration.php",
+            "response_types_supported": ["id_token"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "moodle",
+                "version": "4.4",
+            },
+        }
+
+    def registration_page_url(self, tool_registration_url: str) -> str:
+        return f"{self.url}/admin/tool-registration?{urlencode({'url': tool_registration_url})}"
+
+    def _registration_page(self, tool_registration_url: str) -> str:
+        """Moodle's "Add LTI Advantage": the tool's page in a frame, closed by its ``lti.close`` message."""
+        separator = "&" if "?" in tool_registration_url else "?"
+        source = (
+            tool_registration_url
+            + separator
+            + urlencode(
+                {
+                    "openid_configuration": self.url + "/mod/lti/openid-configuration.php",
+                    "registration_token": self.registration_token,
+                }
+            )
+        )
+        return (
+            "<html><body><h1>Manage tools</h1><p id='status'>Registering…</p>"
+            f'<iframe id="registration" src="{html.escape(source)}" width="900" height="500"></iframe>'
+            "<script>window.addEventListener('message', function (event) {"
+            " if (event.data && event.data.subject === 'org.imsglobal.lti.close') {"
+            "  document.getElementById('registration').remove();"
+            "  document.getElementById('status').textContent = 'Tool registration closed'; } });</script>"
+            "</body></html>"
+        )
+
+    def _register_tool(self, authorization: str, body: str) -> tuple[int, dict]:
+        """Moodle's registration endpoint: a single-use token, the same checks, a new client and deployment."""
+        if not self.registration_token or authorization != f"Bearer {self.registration_token}":
+            return 401, {"error": "invalid or already used registration token"}
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, {"error": "not JSON"}
+        tool = payload.get("https://purl.imsglobal.org/spec/lti-tool-configuration") or {}
+        required = ("response_types", "initiate_login_uri", "redirect_uris", "client_name", "jwks_uri")
+        missing = [key for key in required if not payload.get(key)] + [
+            key for key in ("domain", "target_link_uri") if not tool.get(key)
+        ]
+        if missing:
+            return 400, {"error": f"missing required attribute {missing[0]}"}
+        if "id_token" not in payload["response_types"]:
+            return 400, {"error": "invalid_response_types"}
+        if not isinstance(payload["redirect_uris"], list):
+            return 400, {"error": "invalid_redirect_uris"}
+        if payload.get("token_endpoint_auth_method") != "private_key_jwt":
+            return 400, {"error": "invalid_token_endpoint_auth_method"}
+        if payload.get("application_type", "web") != "web":
+            return 400, {"error": "invalid_application_type"}
+        self.registration_token = ""  # used
+        self.registered_tools.append(payload)
+        self.client_id = f"dyn-{secrets.token_hex(6)}"
+        self.deployment_id = str(secrets.randbelow(900) + 100)
+        deep_linking = [m for m in tool.get("messages", []) if m.get("type") == "LtiDeepLinkingRequest"]
+        return 200, {
+            "client_id": self.client_id,
+            "response_types": ["id_token"],
+            "jwks_uri": payload["jwks_uri"],
+            "initiate_login_uri": payload["initiate_login_uri"],
+            "grant_types": ["client_credentials", "implicit"],
+            "redirect_uris": payload["redirect_uris"],
+            "application_type": ["web"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "client_name": payload["client_name"],
+            "scope": "",
+            "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+                "deployment_id": self.deployment_id,
+                "target_link_uri": tool["target_link_uri"],
+                "domain": tool["domain"],
+                "messages": deep_linking,
+                "claims": ["sub", "iss", "name", "family_name", "middle_name", "email"],
+            },
+        }
 
     def _deep_link_return(self, form: dict) -> tuple[int, str]:
         token = form.get("JWT", "")

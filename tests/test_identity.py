@@ -5,6 +5,7 @@ Moodle-like LTI 1.3 platform (tests/lti_platform.py) signing real launches, agai
 from __future__ import annotations
 
 import html
+import re
 import subprocess
 import sys
 import time
@@ -480,3 +481,65 @@ def test_with_embedding_enabled_a_browser_blocking_third_party_storage_gets_a_ne
     popup_info.value.wait_for_url("**/user/3008@moodle2/lab/**", timeout=180_000)
     context.close()
     idhub.stop_server("3008@moodle2", "lab")
+
+
+# -- LTI Dynamic Registration ("Add LTI Advantage" in Moodle 4.x) -------------------------------------------
+def registration_link(hub) -> str:
+    """The one-step registration link, as an administrator copies it from the hub's setup page."""
+    setup = hub.login("admin").get(f"{hub.url}/hub/lti13/setup")
+    assert setup.status_code == 200
+    return html.unescape(re.search(r'id="mydocker-lti-registration-url">([^<]+)<', setup.text).group(1))
+
+
+def test_a_wrong_registration_link_or_a_platform_without_registration_registers_nothing(idhub):
+    link = registration_link(idhub)
+    oidc_configuration = f"{idhub.oidc_url}/.well-known/openid-configuration"
+    forged = link.split("key=")[0] + "key=9999999999.0123456789abcdef0123456789abcdef01234567"
+    refused = _session().get(forged, params={"openid_configuration": oidc_configuration})
+    assert refused.status_code == 403 and "/hub/lti13/setup" in text(refused)
+    # an OpenID provider that is no LTI platform refuses the tool: the administrator reads what it said
+    before = idhub.login("admin").get(f"{idhub.url}/hub/lti13/setup").text.count("<tr><td>")
+    failed = _session().get(link, params={"openid_configuration": oidc_configuration})
+    assert failed.status_code == 400
+    assert "the platform refused the registration (400)" in text(failed) and "Nothing was changed" in text(failed)
+    assert idhub.login("admin").get(f"{idhub.url}/hub/lti13/setup").text.count("<tr><td>") == before
+    opened_directly = _session().get(link)
+    assert opened_directly.status_code == 400 and "Add LTI Advantage" in text(opened_directly)
+
+
+@pytest.mark.browser
+def test_moodle_registers_the_hub_in_one_step_and_its_launches_work_at_once(idhub, browser_one_process, shots):
+    link = registration_link(idhub)
+    moodle = LtiTestPlatform(idhub.url, client_id="").start()
+    try:
+        # Moodle's "Add LTI Advantage": its page frames the link, the hub registers, "Close" ends it
+        page = browser_one_process.new_page(locale="fr-FR", viewport={"width": 1100, "height": 800})
+        page.goto(moodle.registration_page_url(link))
+        frame = page.frame_locator("#registration")
+        expect(frame.locator("#mydocker-registered-platform")).to_contain_text("localhost", timeout=30_000)
+        expect(frame.locator("h1")).to_have_text("Le hub est déclaré")
+        page.screenshot(path=str(shots / "lti-dynamic-registration.png"))
+        frame.locator("#mydocker-registration-close").click()
+        expect(page.locator("#status")).to_have_text("Tool registration closed", timeout=10_000)
+        page.close()
+        (tool,) = moodle.registered_tools
+        assert tool["initiate_login_uri"] == f"{idhub.url}/hub/lti13/login"
+        assert tool["redirect_uris"] == [f"{idhub.url}/hub/lti13/launch"]
+        assert tool["jwks_uri"] == f"{idhub.url}/hub/lti13/jwks"
+        messages = tool["https://purl.imsglobal.org/spec/lti-tool-configuration"]["messages"]
+        assert {"type": "LtiDeepLinkingRequest", "target_link_uri": f"{idhub.url}/hub/lti13/launch"} in messages
+
+        # a student's launch from that Moodle works at once, with its new client and deployment IDs
+        spec = LaunchSpec(user_id="5001", target=f"{idhub.url}/hub/join/lab")
+        response, _ = moodle.launch_with_requests(spec)
+        assert response.status_code == 302 and response.headers["Location"] == "/hub/join/lab", text(response)[-800:]
+        assert "course-localhost-7" in user_model(idhub, "5001@localhost")["groups"]
+        setup = idhub.login("admin").get(f"{idhub.url}/hub/lti13/setup")
+        assert moodle.client_id in setup.text and moodle.deployment_id in setup.text
+
+        # kept across a restart of the hub
+        idhub.restart()
+        again, _ = moodle.launch_with_requests(LaunchSpec(user_id="5002"))
+        assert again.status_code == 302, text(again)[-800:]
+    finally:
+        moodle.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from traitlets.config import Config
 
@@ -11,6 +13,15 @@ from mydocker_hub.auth.roles import LIS, Role, map_role, teaches_course
 from mydocker_hub.auth.usernames import scoped_sub, username_from_claims
 from mydocker_hub.lti.launch import LaunchRejected, check_times
 from mydocker_hub.lti.platforms import parse_platforms
+from mydocker_hub.lti.registration import (
+    RegisteredPlatformsFile,
+    RegistrationError,
+    check_platform_configuration,
+    platform_entry,
+    platform_name,
+    registration_key,
+    registration_key_valid,
+)
 from mydocker_hub.lti.store import ExpiringStore
 
 ROLE_CASES = {
@@ -160,3 +171,52 @@ def test_no_embedding_keeps_jupyterhub_cookie_defaults():
     c.MyDockerAuthenticator.lti_platforms = [MOODLE]
     mydocker_config.finalize(c)
     assert "tornado_settings" not in c.JupyterHub
+
+
+# -- dynamic registration ---------------------------------------------------------------------------------------
+MOODLE_CONFIGURATION = {
+    "issuer": "https://moodle.example.org",
+    "authorization_endpoint": "https://moodle.example.org/mod/lti/auth.php",
+    "jwks_uri": "https://moodle.example.org/mod/lti/certs.php",
+    "registration_endpoint": "https://moodle.example.org/mod/lti/openid-registration.php",
+    "https://purl.imsglobal.org/spec/lti-platform-configuration": {"product_family_code": "moodle"},
+}
+
+
+def test_registration_links_expire_and_cannot_be_forged():
+    secret = b"cookie-secret"
+    key = registration_key(secret, 2_000)
+    assert registration_key_valid(secret, key, now=1_000)
+    assert not registration_key_valid(secret, key, now=2_001)  # expired
+    assert not registration_key_valid(b"another hub", key, now=1_000)
+    assert not registration_key_valid(secret, "9999999999." + key.split(".")[1], now=1_000)  # expiry moved
+    assert not registration_key_valid(secret, "", now=1_000)
+
+
+@pytest.mark.parametrize(
+    "url, change, fragment",
+    [
+        ("https://moodle.example.org/mod/lti/openid-configuration.php", {"registration_endpoint": ""}, "lacks"),
+        ("https://moodle.example.org.evil.example/openid", {}, "not its site"),
+        ("https://evil.example/moodle.example.org", {}, "not its site"),
+        ("https://moodle.example.org/c", {"jwks_uri": "file:///etc/passwd"}, "not an http(s) URL"),
+    ],
+)
+def test_a_platform_configuration_is_checked(url, change, fragment):
+    with pytest.raises(RegistrationError, match=re.escape(fragment)):
+        check_platform_configuration({**MOODLE_CONFIGURATION, **change}, url)
+
+
+def test_a_registered_platform_becomes_a_valid_platform_entry_with_a_free_name(tmp_path):
+    answer = {"client_id": "abc", "https://purl.imsglobal.org/spec/lti-tool-configuration": {"deployment_id": "4"}}
+    entry = platform_entry(MOODLE_CONFIGURATION, answer, taken_names={"moodle"})
+    assert entry["name"] == "moodle-2" and entry["deployment_ids"] == ["4"] and entry["client_id"] == "abc"
+    (platform,) = parse_platforms([entry])
+    assert platform.jwks_url.endswith("/mod/lti/certs.php") and platform.display_name.startswith("Moodle")
+    with pytest.raises(RegistrationError, match="no deployment ID"):
+        platform_entry(MOODLE_CONFIGURATION, {"client_id": "abc"}, taken_names=set())
+    assert platform_name("https://123.example.org", set()) == "123"
+    assert platform_name("https://-x.example.org", set()) == "x"
+    store = RegisteredPlatformsFile(tmp_path / "registered.json")
+    store.add(entry)
+    assert store.load() == [entry] and (tmp_path / "registered.json").stat().st_mode & 0o777 == 0o600

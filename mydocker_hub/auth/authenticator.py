@@ -18,7 +18,8 @@ from traitlets import Bool, Dict, Float, Int, List, Set, Unicode, default, valid
 
 from ..handlers.pages import TEACHER_GROUP, extra_handlers
 from ..lti.handlers import lti_handlers
-from ..lti.platforms import parse_platforms
+from ..lti.platforms import Platform, parse_platforms
+from ..lti.registration import RegisteredPlatformsFile
 from ..lti.tool import LtiTool
 from .course_roles import COURSE_PREFIX, course_group_name, sync_course_teacher_role
 from .roles import TEACHER_AFFILIATIONS, Role, map_role, teaches_course
@@ -174,6 +175,34 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         Default: empty, guessed from each request (and X-Forwarded-Proto).""",
     )
 
+    lti_dynamic_registration = Bool(
+        True,
+        config=True,
+        help="""Let administrators register the hub in a platform in one step (LTI Dynamic Registration:
+        Moodle 4.x's "Add LTI Advantage" with a tool URL): /hub/lti13/setup shows a registration link,
+        valid for ``lti_registration_link_ttl`` seconds, and the platforms registered through it are kept
+        in ``lti_registered_platforms_file`` beside those of ``lti_platforms``. Default: true.""",
+    )
+    lti_client_name = Unicode(
+        "MyDocker",
+        config=True,
+        help="""The tool's name given to a platform at dynamic registration (Moodle's tool list shows it).""",
+    )
+    lti_registration_link_ttl = Int(
+        86400,
+        config=True,
+        help="""Seconds a registration link shown on /hub/lti13/setup stays valid. Default: 86400 (a day).""",
+    )
+    lti_registered_platforms_file = Unicode(
+        config=True,
+        help="""JSON file of the platforms registered through dynamic registration (mode 0600), read at
+        start-up. Default: ``lti_platforms_registered.json`` in the working directory.""",
+    )
+
+    @default("lti_registered_platforms_file")
+    def _default_lti_registered_platforms_file(self):
+        return "lti_platforms_registered.json"
+
     @default("manage_groups")
     def _default_manage_groups(self):
         return True
@@ -187,15 +216,42 @@ class MyDockerAuthenticator(GenericOAuthenticator):
 
     @property
     def lti_tool(self) -> LtiTool | None:
-        if self._lti_tool is None and self.lti_platforms:
+        if self._lti_tool is None and (self.lti_platforms or self.lti_dynamic_registration):
             self._lti_tool = LtiTool(
-                parse_platforms(self.lti_platforms, default_username_source=self.username_source),
+                parse_platforms(
+                    list(self.lti_platforms) + self._registered_platform_entries(),
+                    default_username_source=self.username_source,
+                ),
                 key_file=self.lti_tool_key_file,
                 clock_leeway=self.lti_clock_leeway,
                 keyset_ttl=self.lti_keyset_ttl,
                 keyset_min_refresh_interval=self.lti_keyset_min_refresh_interval,
             )
         return self._lti_tool
+
+    def _registered_platform_entries(self) -> list[dict]:
+        """Platforms registered through dynamic registration; a broken file is reported, never fatal."""
+        store = RegisteredPlatformsFile(self.lti_registered_platforms_file)
+        try:
+            entries = store.load()
+            parse_platforms(list(self.lti_platforms) + entries, default_username_source=self.username_source)
+        except (OSError, ValueError) as error:
+            self.log.error("LTI platforms registered through dynamic registration are ignored: %s", error)
+            return []
+        return entries
+
+    def register_platform(self, entry: dict) -> Platform:
+        """Keep a platform registered through dynamic registration: checked, saved, usable at once."""
+        tool = self.lti_tool
+        store = RegisteredPlatformsFile(self.lti_registered_platforms_file)
+        entries = list(self.lti_platforms) + self._registered_platform_entries() + [entry]
+        platform = parse_platforms(entries, default_username_source=self.username_source)[-1]
+        store.add(entry)
+        tool.registry.add(platform)
+        self.log.info(
+            "LTI platform %s (%s) registered, client ID %s", platform.name, platform.issuer, platform.client_id
+        )
+        return platform
 
     def login_url(self, base_url):
         if self.federation_enabled:

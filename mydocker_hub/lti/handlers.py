@@ -11,18 +11,28 @@ import asyncio
 import html
 import json
 import re
-from urllib.parse import urlsplit
+import time
+from urllib.parse import urlencode, urlsplit
 
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from ltiauthenticator.utils import get_browser_protocol
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..cookies import enable_partitioned_cookies
 from ..environments import get_catalog
 from ..i18n import current_language
 from .deep_linking import content_item, response_jwt
 from .launch import DEEP_LINKING, RESOURCE_LINK, LaunchRejected
+from .registration import (
+    RegistrationError,
+    check_platform_configuration,
+    platform_entry,
+    registration_key,
+    registration_key_valid,
+    tool_client_metadata,
+)
 
 STATE_COOKIE = "mydocker-lti-state"
 enable_partitioned_cookies()
@@ -317,13 +327,100 @@ class LtiSetupHandler(_LtiHandler):
             "content_selection_url": self.public_url(self.hub_path("lti13", "launch")),
             "join_url_example": self.public_url(self.hub_path("join", "python")),
         }
+        registration_url, registration_expires = "", 0
+        if self.authenticator.lti_dynamic_registration:
+            registration_expires = int(time.time()) + self.authenticator.lti_registration_link_ttl
+            key = registration_key(self.settings["cookie_secret"], registration_expires)
+            registration_url = self.public_url(self.hub_path("lti13", "register")) + "?" + urlencode({"key": key})
         html = await self.render_template(
             "lti_setup.html",
             urls=urls,
             platforms=tool.registry.platforms if tool else [],
             username_source=self.authenticator.username_source,
+            registration_url=registration_url,
+            registration_expires=time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(registration_expires)),
         )
         self.finish(html)
+
+
+class LtiRegisterHandler(_LtiHandler):
+    """``/hub/lti13/register``: LTI Dynamic Registration, opened by the platform's administration page.
+
+    No hub login here (the platform's page is another site: the admin's cookies are not sent); the link's
+    key, signed with the hub's cookie secret and given on the admins-only setup page, stands for it.
+    """
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        configuration_url = self.get_argument("openid_configuration", "")
+        if self._key_valid() and urlsplit(configuration_url).scheme in ("http", "https"):
+            # shown inside the platform's page, before the platform is registered
+            self.set_header("Content-Security-Policy", f"frame-ancestors 'self' {_origin_of(configuration_url)}")
+
+    def _key_valid(self) -> bool:
+        return registration_key_valid(self.settings["cookie_secret"], self.get_argument("key", ""))
+
+    async def get(self):
+        if not getattr(self.authenticator, "lti_dynamic_registration", False):
+            raise web.HTTPError(404, "Dynamic registration is turned off on this hub (lti_dynamic_registration).")
+        if not self._key_valid():
+            raise web.HTTPError(
+                403, "This registration link is wrong or expired: take a new one from the hub's page /hub/lti13/setup."
+            )
+        configuration_url = self.get_argument("openid_configuration", "")
+        if urlsplit(configuration_url).scheme not in ("http", "https"):
+            raise web.HTTPError(
+                400,
+                "Open this link from the platform: in Moodle, Site administration › Plugins › External tool › "
+                "Manage tools, paste it into Tool URL and press Add LTI Advantage.",
+            )
+        try:
+            configuration = check_platform_configuration(await _fetch_json(configuration_url), configuration_url)
+            metadata = tool_client_metadata(
+                launch_url=self.public_url(self.hub_path("lti13", "launch")),
+                login_url=self.public_url(self.hub_path("lti13", "login")),
+                keyset_url=self.public_url(self.hub_path("lti13", "jwks")),
+                client_name=self.authenticator.lti_client_name,
+            )
+            answer = await _post_json(
+                configuration["registration_endpoint"], metadata, self.get_argument("registration_token", "")
+            )
+            taken = {platform.name for platform in self.authenticator.lti_tool.registry.platforms}
+            platform = self.authenticator.register_platform(platform_entry(configuration, answer, taken))
+        except (RegistrationError, ValueError) as error:
+            self.log.warning("LTI dynamic registration from %s failed: %s", configuration_url[:200], error)
+            self.set_status(400)
+            self.finish(await self.render_template("lti_registered.html", platform=None, error=str(error)))
+            return
+        self.finish(await self.render_template("lti_registered.html", platform=platform, error=""))
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _fetch_json(url: str) -> dict:
+    try:
+        response = await AsyncHTTPClient().fetch(HTTPRequest(url, request_timeout=15, follow_redirects=False))
+        return json.loads(response.body)
+    except (HTTPClientError, OSError, ValueError) as error:
+        raise RegistrationError(f"the platform's configuration at {url} could not be read: {error}") from None
+
+
+async def _post_json(url: str, body: dict, bearer: str) -> dict:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    request = HTTPRequest(url, method="POST", body=json.dumps(body), headers=headers, request_timeout=15)
+    try:
+        response = await AsyncHTTPClient().fetch(request)
+        return json.loads(response.body)
+    except HTTPClientError as error:
+        said = error.response.body.decode("utf-8", "replace")[:300] if error.response is not None else ""
+        raise RegistrationError(f"the platform refused the registration ({error.code}): {said}") from None
+    except (OSError, ValueError) as error:
+        raise RegistrationError(f"the platform's registration endpoint {url} failed: {error}") from None
 
 
 def lti_handlers() -> list[tuple]:
@@ -334,4 +431,5 @@ def lti_handlers() -> list[tuple]:
         (r"/lti13/deep-link/([A-Za-z0-9_-]{20,100})", LtiDeepLinkHandler),
         (r"/lti13/jwks", LtiKeysetHandler),
         (r"/lti13/setup", LtiSetupHandler),
+        (r"/lti13/register", LtiRegisterHandler),
     ]

@@ -102,6 +102,10 @@ class PlatformRegistry:
     def __bool__(self) -> bool:
         return bool(self.platforms)
 
+    def add(self, platform: Platform) -> None:
+        """A platform registered while the hub runs (dynamic registration)."""
+        self.platforms.append(platform)
+
     def find(self, issuer: str, client_id: str | None = None) -> Platform | None:
         matches = [p for p in self.platforms if p.issuer == issuer]
         if client_id:
