@@ -39,9 +39,22 @@ def safe_slug(text: str, max_length: int = 24) -> str:
     return f"{slug}-{_short_hash(text)}"
 
 
+SERVICE_NAME_MAX = 63  # Docker's limit (a DNS label)
+SECRET_NAME_MAX = 64  # Docker's limit
+
+
 def service_name(prefix: str, username: str, server_name: str) -> str:
-    """Swarm service of one user's server: ``<prefix>-<user slug>--<server>`` (≤ 63 characters)."""
-    return f"{prefix}-{safe_slug(username, 24)}--{safe_slug(server_name, 30)}"
+    """Swarm service of one user's server: ``<prefix>-<user slug>--<server>`` (≤ 63 characters).
+
+    A long username with a long environment slug would pass Docker's limit: then both slugs are cut
+    (with a hash of the original, so names stay distinct). Names within the limit never change.
+    """
+    name = f"{prefix}-{safe_slug(username, 24)}--{safe_slug(server_name, 30)}"
+    if len(name) <= SERVICE_NAME_MAX:
+        return name
+    room = SERVICE_NAME_MAX - len(prefix) - 3  # for the two slugs, after "-" and "--"
+    user = safe_slug(username, min(24, max(10, room // 2)))
+    return f"{prefix}-{user}--{safe_slug(server_name, max(10, room - len(user)))}"
 
 
 def home_volume_name(prefix: str, username: str, environment_slug: str | None) -> str:
@@ -51,8 +64,14 @@ def home_volume_name(prefix: str, username: str, environment_slug: str | None) -
 
 
 def secret_name(service: str, generation: str, kind: str = "pw") -> str:
-    """Swarm secret of one service start: ``pw`` holds the login's password, ``tk`` the hub API token."""
-    return f"{service}-{kind}-{generation}"
+    """Swarm secret of one service start: ``pw`` holds the login's password, ``tk`` the hub API token.
+
+    Found again by its label, not its name: a long service name is cut (with its hash) to fit Docker's limit.
+    """
+    suffix = f"-{kind}-{generation}"
+    if len(service) + len(suffix) > SECRET_NAME_MAX:
+        service = service[: SECRET_NAME_MAX - len(suffix) - _HASH_LENGTH - 1] + "-" + _short_hash(service)
+    return f"{service}{suffix}"
 
 
 _LOGIN_UNSAFE = re.compile(r"[^a-z0-9_]+")
