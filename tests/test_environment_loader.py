@@ -75,6 +75,38 @@ VALID = "title: Python\nimage: mydocker/jupyterlab:latest\n"
             id="session-order",
         ),
         pytest.param("a: &x [1]\nb: *x\n", 2, "(file)", "aliases", id="no-yaml-aliases"),
+        pytest.param(VALID + "idle_timeout: .inf\n", 3, "idle_timeout", "20m", id="infinite-duration"),
+        pytest.param(VALID + "max_lifetime: .nan\n", 3, "max_lifetime", "a second and a year", id="nan-duration"),
+        pytest.param(VALID + "resources: {cpu_limit: 1e-12}\n", 3, "resources.cpu_limit", "0.01", id="tiny-cpu"),
+        pytest.param(VALID + "title: B\n", 3, "title", "written twice (lines 1 and 3)", id="duplicate-key"),
+        pytest.param(
+            VALID + "description: {de: Hallo}\n", 3, "description", "de is not a language", id="unknown-language"
+        ),
+        pytest.param(
+            VALID + "display:\n  links:\n    - {title: t, url: 'javascript:alert(1)//{PASSWORD}'}\n",
+            5,
+            "display.links[0].url",
+            "cannot be a link button",
+            id="javascript-link",
+        ),
+        pytest.param(
+            VALID + "display:\n  links:\n    - {title: t, url: ' data:text/html,x'}\n",
+            5,
+            "display.links[0].url",
+            "https://",
+            id="data-link",
+        ),
+        pytest.param(
+            VALID + "display:\n  links:\n    - {title: t, url: '{USERNAME}:x'}\n",
+            5,
+            "display.links[0].url",
+            "cannot be a link button",
+            id="link-starting-with-a-value",
+        ),
+        pytest.param(
+            VALID + "home: {mount_path: /home/jovyan/../../etc}\n", 3, "home.mount_path", "plain", id="home-dotdot"
+        ),
+        pytest.param(VALID + "home: {mount_path: //etc}\n", 3, "home.mount_path", "plain", id="home-double-slash"),
         pytest.param(
             "title: x\nimage: 'Python 3; rm -rf /'\n", 2, "image", "registry/]name[:tag]", id="image-reference"
         ),
@@ -219,3 +251,39 @@ def test_validate_command_prints_errors_and_exits_nonzero(tmp_path):
         [sys.executable, "-m", "mydocker_hub.cli", "validate", str(REPO / "environments")], capture_output=True
     )
     assert ok.returncode == 0
+
+
+def test_a_slug_used_twice_is_reported_at_its_line(tmp_path):
+    (tmp_path / "a.yaml").write_text(VALID + "slug: dup\n")
+    (tmp_path / "b.yaml").write_text("# the same course again\n" + VALID + "slug: dup\n")
+    environments, errors = load_directory(tmp_path)
+    assert list(environments) == ["dup"]
+    (error,) = errors
+    assert str(error).startswith(f"{tmp_path / 'b.yaml'}:4: slug: 'dup' is already used by"), str(error)
+
+
+def test_safe_links_are_kept():
+    text = VALID + (
+        "ports: [{name: tb, port: 6006}]\n"
+        "display:\n  links:\n"
+        "    - {title: a, url: 'http://{HOST[6006]}/'}\n"
+        "    - {title: b, url: '{SERVER_URL}lab?token={PASSWORD}'}\n"
+        "    - {title: c, url: 'ssh://{USERNAME}@example.org'}\n"
+        "    - {title: d, url: '/hub/home'}\n"
+    )
+    environment, errors = load_text(text, "environments/course.yaml")
+    assert not errors and len(environment.display.links) == 4
+
+
+def test_a_filled_link_is_shown_only_when_a_browser_would_open_it_as_written():
+    from mydocker_hub.handlers.views import render_link
+
+    def fill(template):
+        return render_link(
+            template, host_of_port=lambda port: f"hub.example.fr:{port}", password="pw", username="u", server_url="/s/"
+        )
+
+    assert fill("http://{HOST[6006]}/?u={USERNAME}") == "http://hub.example.fr:6006/?u=u"
+    assert fill("{SERVER_URL}lab") == "/s/lab"
+    # "hub.example.fr:6006/" would be read by the browser as a link of scheme "hub.example.fr": not shown
+    assert fill("{HOST[6006]}/") == ""

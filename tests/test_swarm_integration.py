@@ -340,6 +340,16 @@ def test_join_link_starts_the_environment_and_carries_the_path(hub):
     hidden = session.get(f"{hub.url}/hub/join/teachers-only")
     assert hidden.status_code == 404 and "teachers-only" in hidden.text
     assert hub.server_model("student2", "teachers-only") is None
+    # an nbgitpuller link keeps its query; a path cannot climb out of the server; a broken one is refused
+    join = f"{hub.url}/hub/join/lab/user-redirect"
+    pull = session.get(f"{join}/git-pull?repo=https%3A%2F%2Fgit.example.org%2Fcours&urlpath=lab", allow_redirects=False)
+    assert (
+        pull.headers["Location"] == "/user/student2/lab/git-pull?repo=https%3A%2F%2Fgit.example.org%2Fcours&urlpath=lab"
+    )
+    climb = session.get(f"{join}/..%2F..%2F..%2Fhub%2Fadmin", allow_redirects=False)
+    assert climb.headers["Location"] == "/user/student2/lab/hub/admin"
+    broken = session.get(f"{join}/%0d%0aSet-Cookie:x=1", allow_redirects=False)
+    assert broken.status_code == 400 and "control characters" in broken.text
     hub.stop_server("student2", "lab")
 
 

@@ -20,10 +20,23 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from .model import Access, Display, Environment, Home, Link, Port, Resources, Session
+from .model import (
+    LINK_SCHEMES,
+    Access,
+    Display,
+    Environment,
+    Home,
+    Link,
+    Port,
+    Resources,
+    Session,
+    link_template_is_safe,
+)
 from .units import parse_cpu, parse_duration, parse_size
 
 MAX_FILE_BYTES = 256 * 1024
+#: where a home volume must not be mounted: it would hide the image's system files
+SYSTEM_PATHS = ("", "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/boot", "/run", "/run/secrets")
 DEFAULT_TIMEZONE = "Europe/Paris"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,29}$")
 LINK_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -116,7 +129,17 @@ def load_file(path) -> tuple[Environment | None, list[ProfileError]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None, [ProfileError(name, 1, "(file)", "is not UTF-8 text; save it as UTF-8")]
-    return load_text(text, name)
+    try:
+        return load_text(text, name)
+    except Exception as e:  # a case this loader does not foresee: this file is refused, the others still load
+        return None, [
+            ProfileError(
+                name,
+                1,
+                "(file)",
+                f"could not be read ({type(e).__name__}: {str(e)[:80]}); simplify the file and tell the hub's admins",
+            )
+        ]
 
 
 def load_text(text: str, source_file: str) -> tuple[Environment | None, list[ProfileError]]:
@@ -139,6 +162,9 @@ def load_text(text: str, source_file: str) -> tuple[Environment | None, list[Pro
             ProfileError(source_file, line, "(file)", f"is not valid YAML: {problem}; check indentation and quotes")
         ]
     positions = _Positions(node)
+    duplicates = _duplicate_keys(node, source_file)
+    if duplicates:
+        return None, duplicates
     if data is None:
         return None, [ProfileError(source_file, 1, "(file)", "is empty; write at least `title:` and `image:`")]
     if not isinstance(data, dict):
@@ -164,6 +190,32 @@ def load_text(text: str, source_file: str) -> tuple[Environment | None, list[Pro
         ]
     environment, errors = _build(data, slug, positions, source_file)
     return (None, errors) if errors else (environment, [])
+
+
+def _duplicate_keys(node, source_file: str, path: tuple = ()) -> list[ProfileError]:
+    """A field written twice in one mapping: YAML would keep the last one silently."""
+    errors = []
+    if isinstance(node, yaml.MappingNode):
+        first_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if key in first_lines:
+                errors.append(
+                    ProfileError(
+                        source_file,
+                        line,
+                        field_name(path + (key,)),
+                        f"is written twice (lines {first_lines[key]} and {line}); keep one",
+                    )
+                )
+            elif key is not None:
+                first_lines[key] = line
+            errors += _duplicate_keys(value_node, source_file, path + (key,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            errors += _duplicate_keys(item, source_file, path + (index,))
+    return errors
 
 
 def _slug_from_file(source_file: str) -> str:
@@ -235,6 +287,15 @@ def _explain(error, path) -> str:
         return "is missing; add it (see docs/environments.md)"
     if validator == "enum":
         return f"{shown} is not allowed; write one of: {', '.join(map(str, error.validator_value))}"
+    if validator == "oneOf" and isinstance(value, dict):
+        for option in error.validator_value:
+            languages = option.get("properties", {}) if option.get("type") == "object" else {}
+            unknown = sorted(str(key) for key in value if key not in languages)
+            if languages and unknown:
+                return (
+                    f"{', '.join(unknown)} is not a language of the hub; "
+                    f"write one text per language among: {', '.join(languages)}"
+                )
     if validator in ("type", "oneOf"):
         expected = error.schema.get("type") or "a text, or one text per language ({en: ..., fr: ...})"
         if isinstance(expected, list):
@@ -320,7 +381,10 @@ def _build(data: dict, slug: str, positions: _Positions, source_file: str):
         mount_path=raw_home.get("mount_path", "/home/jovyan"),
         size=convert(("home", "size"), parse_size, raw_home["size"]) if "size" in raw_home else None,
     )
-    if home.mount_path.rstrip("/") in ("", "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/run/secrets"):
+    segments = home.mount_path.split("/")
+    if not home.mount_path.startswith("/") or "//" in home.mount_path or ".." in segments or "." in segments:
+        err(("home", "mount_path"), f"{home.mount_path!r} is not a plain absolute path; write e.g. /home/jovyan")
+    elif home.mount_path.rstrip("/") in SYSTEM_PATHS or home.mount_path.startswith("/run/secrets/"):
         err(
             ("home", "mount_path"),
             f"{home.mount_path!r} would hide system files; use the image user's home, e.g. /home/jovyan",
@@ -370,6 +434,13 @@ def _build(data: dict, slug: str, positions: _Positions, source_file: str):
     links = tuple(Link(link["title"], link["url"]) for link in raw_display.get("links", []))
     declared = {p.port for p in ports}
     for index, link in enumerate(links):
+        if not link_template_is_safe(link.url):
+            err(
+                ("display", "links", index, "url"),
+                f"{link.url[:40]!r} cannot be a link button; start it with "
+                + ", ".join(f"{scheme}://" for scheme in LINK_SCHEMES)
+                + ", / or a placeholder like {SERVER_URL} or {HOST[8888]}",
+            )
         for placeholder in LINK_PLACEHOLDER.findall(link.url):
             host = re.fullmatch(r"HOST\[['\"]?(\d+)['\"]?\]", placeholder)
             if host:
@@ -439,6 +510,7 @@ def _build(data: dict, slug: str, positions: _Positions, source_file: str):
         sessions=tuple(sessions),
         software=tuple(data.get("software", ())),
         source_file=source_file,
+        slug_line=positions.line(("slug",)) if "slug" in data else 1,
     )
     return environment, []
 
@@ -469,7 +541,12 @@ def merge_profiles(loaded) -> tuple[dict[str, Environment], list[ProfileError]]:
         if environment.slug in environments:
             first = environments[environment.slug].source_file
             errors.append(
-                ProfileError(name, 1, "slug", f"{environment.slug!r} is already used by {first}; choose another slug")
+                ProfileError(
+                    name,
+                    environment.slug_line,
+                    "slug",
+                    f"{environment.slug!r} is already used by {first}; choose another slug",
+                )
             )
             continue
         environments[environment.slug] = environment

@@ -8,6 +8,7 @@ layers above never parse strings again. They import nothing else from mydocker_h
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 INTERFACES = ("jupyterlab", "vscode", "desktop", "ssh", "custom")
@@ -42,6 +43,31 @@ class Home:
     type: str = "global"  # one of HOME_TYPES
     mount_path: str = "/home/jovyan"
     size: int | None = None  # bytes; a quota hint for volume drivers that support it
+
+
+#: what a link button may open: web pages and the usual remote-access clients, never ``javascript:``/``data:``
+LINK_SCHEMES = ("http", "https", "ssh", "sftp", "vnc", "rdp")
+_LINK_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+def link_is_safe(url: str) -> bool:
+    """A link a page may show: a relative URL (``/...``, ``//host``) or one of :data:`LINK_SCHEMES`."""
+    if not url or url != url.strip() or any(ord(character) < 32 for character in url):
+        return False  # browsers skip leading blanks and control characters before reading the scheme
+    scheme = _LINK_SCHEME.match(url)
+    if scheme is None:
+        return url.startswith("/") or url.startswith("{")  # a path, or a placeholder filled by the hub
+    return scheme.group(1).lower() in LINK_SCHEMES
+
+
+def link_template_is_safe(template: str) -> bool:
+    """A link button's template: a safe link, or one that starts with the server's address or a port's host.
+
+    Not with ``{USERNAME}`` or ``{PASSWORD}``: their value would decide the link's scheme.
+    """
+    if template.startswith(("{SERVER_URL}", "{HOST[")):
+        return not any(ord(character) < 32 for character in template)
+    return not template.startswith("{") and link_is_safe(template)
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,7 @@ class Environment:
     sessions: tuple[Session, ...] = ()
     software: tuple[str, ...] = ()
     source_file: str = ""  # path the profile was loaded from
+    slug_line: int = 1  # line of ``slug:`` in that file (1 when the slug is the file's name)
 
     # -- small derived views used by pages and the spawner --------------------------------------------
     def localized_title(self, lang: str) -> str:

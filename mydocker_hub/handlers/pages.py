@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import posixpath
 from urllib.parse import quote
 
 from jupyterhub.handlers import BaseHandler
@@ -45,7 +46,9 @@ class JoinHandler(_EnvironmentPage):
         if env is None or not catalog.may_start(env, user.name, groups, bool(user.admin)):
             raise web.HTTPError(404, f"No environment {slug!r} is available to you.")
         server_url = url_path_join(user.prefix, slug) + "/"
-        next_url = url_path_join(server_url, user_redirect) if user_redirect else server_url
+        next_url = url_path_join(server_url, self._path_inside_server(user_redirect)) if user_redirect else server_url
+        if self.request.query:  # e.g. nbgitpuller's ?repo=...&urlpath=...
+            next_url += "?" + self.request.query
         spawner = user.spawners.get(slug)
         if spawner is not None and spawner.ready:
             self.redirect(next_url)
@@ -55,6 +58,16 @@ class JoinHandler(_EnvironmentPage):
             raise StartFailed(closed_message(env, available), reason="closed", status_code=403)
         spawn_url = url_path_join(self.hub.base_url, "spawn", quote(user.name, safe=""), slug)
         self.redirect(f"{spawn_url}?next={quote(next_url, safe='')}")
+
+    @staticmethod
+    def _path_inside_server(user_redirect: str) -> str:
+        """The link's path below the server (``..`` cannot leave it), quoted again for the Location header."""
+        if any(ord(character) < 32 or ord(character) == 127 for character in user_redirect):
+            raise web.HTTPError(400, "This link's path holds control characters; check the link you followed.")
+        path = posixpath.normpath("/" + user_redirect).lstrip("/")
+        if user_redirect.endswith("/") and path:
+            path += "/"
+        return quote(path, safe="/:@!$&'()*+,;=~")
 
 
 class ConnectionHandler(_EnvironmentPage):
@@ -69,6 +82,7 @@ class ConnectionHandler(_EnvironmentPage):
         if owner is None or server_name not in owner.spawners:
             raise web.HTTPError(404)
         spawner = owner.spawners[server_name]
+        await self.fresh_catalog()  # a `git pull` since the last look shows on this page too
         env = spawner.profile
         lang = current_language.get()
         request_host = self.request.host
@@ -86,18 +100,15 @@ class ConnectionHandler(_EnvironmentPage):
         ssh_commands = []
         if env and spawner.ready:
             for link in env.display.links:
-                links.append(
-                    (
-                        link.title,
-                        render_link(
-                            link.url,
-                            host_of_port=host_of_port,
-                            password=credentials.password if credentials else "",
-                            username=credentials.login if credentials else "",
-                            server_url=server_url,
-                        ),
-                    )
+                url = render_link(
+                    link.url,
+                    host_of_port=host_of_port,
+                    password=credentials.password if credentials else "",
+                    username=credentials.login if credentials else "",
+                    server_url=server_url,
                 )
+                if url:
+                    links.append((link.title, url))
             for port in env.published_ports:
                 if port.port in published:
                     login = credentials.login if credentials else "USER"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from ..environments.model import Environment
+from ..environments.model import Environment, link_is_safe
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
@@ -53,14 +53,17 @@ _PLACEHOLDER = re.compile(r"\{(HOST\[(\d+)\]|PASSWORD|USERNAME|SERVER_URL)\}")
 
 
 def render_link(template: str, *, host_of_port, password: str, username: str, server_url: str) -> str:
-    """Fill a display link template. ``host_of_port(port)`` gives ``host:port`` or a proxied ``host/path``."""
+    """Fill a display link template. ``host_of_port(port)`` gives ``host:port`` or a proxied ``host/path``.
+
+    An empty string when the filled link is not one a page may show (:func:`link_is_safe`)."""
 
     def replace(match: re.Match) -> str:
         if match.group(2):
             return host_of_port(int(match.group(2)))
         return {"PASSWORD": password, "USERNAME": username, "SERVER_URL": server_url}[match.group(1)]
 
-    return _PLACEHOLDER.sub(replace, template)
+    url = _PLACEHOLDER.sub(replace, template)
+    return url if link_is_safe(url) else ""  # checked again once filled: the page shows no unsafe link
 
 
 @dataclass(frozen=True)
