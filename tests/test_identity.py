@@ -229,6 +229,9 @@ def test_course_teacher_sees_and_stops_only_their_course_servers(idhub):
     listed = {u["name"] for u in idhub.api("GET", "users", headers=teacher).json()}
     assert {"501@moodle", "500@moodle"} <= listed and "502@moodle" not in listed
     assert idhub.api("DELETE", "users/502%40moodle/servers/lab", headers=teacher).status_code in (403, 404)
+    # the teacher sees the student's server, not its state (the student's encrypted login, its service)
+    seen = idhub.api("GET", "users/501%40moodle", headers=teacher).json()["servers"]["lab"]
+    assert seen["ready"] and "state" not in seen
     assert idhub.server_model("502@moodle", "lab")
     assert idhub.api("DELETE", "users/501%40moodle/servers/lab", headers=teacher).status_code in (202, 204)
     wait_for(lambda: idhub.server_model("501@moodle", "lab") is None, 120, message="501's server stopped")

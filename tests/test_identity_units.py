@@ -152,7 +152,8 @@ def test_course_groups_and_roles_are_valid_jupyterhub_names():
     assert course_group_name("moodle", "Weird ID/…").startswith("course-moodle-")
     role = course_teacher_role(group)
     assert role["name"] == "course-teacher-moodle-7"
-    assert "admin:servers!group=course-moodle-7" in role["scopes"]
+    assert "servers!group=course-moodle-7" in role["scopes"]
+    assert not any(scope.startswith("admin:server") for scope in role["scopes"])  # not their servers' state
     assert not any(scope.startswith("access:servers") for scope in role["scopes"])  # stop, not open
 
 

@@ -34,7 +34,7 @@ def course_teacher_role(group: str) -> dict:
             f"list:users!group={group}",
             f"read:users!group={group}",
             f"read:servers!group={group}",
-            f"admin:servers!group={group}",
+            f"servers!group={group}",  # start and stop; not admin:servers, which reads and writes their state
             f"read:groups!group={group}",
         ],
     }
@@ -45,8 +45,9 @@ def sync_course_teacher_role(db, orm_user: orm.User, group: str, *, teaches: boo
     spec = course_teacher_role(group)
     role = orm.Role.find(db, spec["name"])
     if teaches:
-        if role is None:
-            # managed_by_auth: kept across hub restarts (JupyterHub deletes unmanaged roles missing from load_roles)
+        if role is None or sorted(role.scopes) != sorted(spec["scopes"]):
+            # managed_by_auth: kept across hub restarts (JupyterHub deletes unmanaged roles missing from load_roles);
+            # an existing role gets this version's scopes
             roles.create_role(db, {**spec, "managed_by_auth": True}, commit=False)
         if orm.Role.find(db, spec["name"]) not in orm_user.roles:
             roles.grant_role(db, orm_user, spec["name"], managed=True, commit=False)
