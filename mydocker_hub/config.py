@@ -61,6 +61,17 @@ def _read_or_create_secret(path: Path, length: int = 12) -> str:
     return value
 
 
+def _environment_lookup(environments_dir: str):
+    """A template variable (JupyterHub calls it with the page's user): slug -> environment or None."""
+
+    def for_page(user):
+        from .environments import get_catalog
+
+        return get_catalog(environments_dir).get
+
+    return for_page
+
+
 def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: Path | str | None = None) -> None:
     """Apply mydocker-hub's defaults to the JupyterHub config ``c``."""
     base_dir = Path(base_dir)
@@ -93,6 +104,8 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.JupyterHub.default_url = "/hub/home"
     c.JupyterHub.template_paths = [str(base_dir / "templates")]
     c.JupyterHub.jinja_environment_options = {"extensions": [I18nExtension]}
+    # pages that list servers no longer loaded (stopped) find their environment's title by slug
+    c.JupyterHub.template_vars = {"mydocker_environment_of": _environment_lookup(environments_dir)}
     c.JupyterHub.tornado_settings = {
         "transforms": [LanguageTransform],
         "mydocker_environments_dir": environments_dir,
@@ -199,7 +212,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
             data_dir / "demo_password"
         )
         c.Authenticator.admin_users = {"admin"}
-        c.JupyterHub.template_vars = {"mydocker_demo_accounts": ["student", "teacher", "admin"]}
+        c.JupyterHub.template_vars["mydocker_demo_accounts"] = ["student", "teacher", "admin"]
 
 
 def finalize(c) -> None:

@@ -210,7 +210,7 @@ FRENCH = {
     "You will be taken to it as soon as it is ready.": "Vous y serez conduit dès qu'il sera prêt.",
     "Event log": "Journal des événements",
     "Stopping…": "Arrêt…",
-    "Stopped. This page reloads.": "Éteint. La page se recharge.",
+    "Stopped. Back to your environments…": "Éteint. Retour à vos environnements…",
     "Could not stop it: %(error)s": "Impossible de l'éteindre : %(error)s",
     "Your environment is stopping.": "Votre environnement s'éteint.",
     "You can start it again once it has stopped.": "Vous pourrez le redémarrer dès qu'il sera éteint.",
@@ -270,6 +270,10 @@ FRENCH = {
         "avec les valeurs de la page /hub/lti13/setup du hub."
     ),
     "Close": "Fermer",
+    "There is no environment %(name)s here.": "Il n'y a pas d'environnement %(name)s ici.",
+    "Page not found": "Page introuvable",
+    "Access refused": "Accès refusé",
+    "Something went wrong": "Une erreur s'est produite",
     "Register in one step (Moodle 4.x: dynamic registration)": (
         "Déclarer en une étape (Moodle 4.x : inscription dynamique)"
     ),

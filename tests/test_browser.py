@@ -119,8 +119,11 @@ def test_stop_on_the_progress_page_stops_that_environment(browser, hub):
     page.goto(f"{hub.url}/hub/spawn/student/too-big")  # pending for 15 s: no node has 64 CPUs
     expect(page.locator("#progress-log")).to_contain_text("Waiting for a server with free resources", timeout=30_000)
     page.locator("#mydocker-stop-starting").click()
-    expect(page.locator("h1")).to_have_text("Not running", timeout=30_000)  # the page follows the stop
-    expect(page.locator("#start")).to_have_text("Start")
+    expect(page.locator("#mydocker-stop-status")).to_contain_text("Stopped", timeout=30_000)
+    page.wait_for_url("**/hub/home", timeout=30_000)  # then back to the student's environments
+    row = page.locator('.home-server-row[data-server-name="too-big"]')
+    expect(row.locator(".mydocker-status")).to_have_attribute("data-status", "stopped")
+    expect(row.locator("strong")).to_have_text("Needs more CPU than any node has")  # its title, though stopped
     assert hub.server_model("student", "too-big") is None
     context.close()
 

@@ -425,3 +425,24 @@ ports: [{{name: web, port: 8888, type: http}}]
             line_hub.stop_server(user, server)
     finally:
         line_hub.stop()
+
+
+def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not_found(hub):
+    hub.ensure_user("student2")
+    if not hub.server_model("student2", "lab"):
+        hub.spawn("student2", "lab")
+    hub.stop_server("student2", "lab")
+    session = hub.login("student2")
+    # after a stop (or a hub restart) the server is no longer loaded: its page still answers
+    page = session.get(f"{hub.url}/hub/environments/student2/lab")
+    assert page.status_code == 200 and "This environment is not running." in page.text
+    assert 'href="/hub/spawn/student2/lab"' in page.text
+    home = session.get(f"{hub.url}/hub/home").text
+    assert "Test lab" in home  # the title, not the slug, of a server that is not loaded
+    # a wrong address: a page in the reader's language, who is signed in, and the way back
+    missing = session.get(f"{hub.url}/hub/environments/student2/no-such-thing", headers={"Accept-Language": "fr"})
+    text = missing.content.decode()  # JupyterHub's error pages say their charset in a <meta>, as browsers read
+    assert missing.status_code == 404
+    assert "Page introuvable" in text and "Il n&#39;y a pas d&#39;environnement no-such-thing ici." in text
+    assert "Se déconnecter" in text and "Retour à mes environnements" in text
+    assert "moons" not in session.get(f"{hub.url}/hub/no-such-page").text

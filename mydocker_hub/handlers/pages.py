@@ -11,7 +11,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from ..environments import get_catalog
-from ..i18n import current_language
+from ..i18n import Message, current_language
 from ..sessions.policy import closed_message
 from ..start_failure import StartFailed
 from .views import card_view, format_bytes, render_link
@@ -76,13 +76,15 @@ class ConnectionHandler(_EnvironmentPage):
     @web.authenticated
     async def get(self, username: str, server_name: str):
         current = self.current_user
+        no_such = Message("There is no environment %(name)s here.", name=server_name).localized()
         if current.name != username and not current.admin:
-            raise web.HTTPError(404)
+            raise web.HTTPError(404, no_such)
         owner = self.find_user(username)
-        if owner is None or server_name not in owner.spawners:
-            raise web.HTTPError(404)
-        spawner = owner.spawners[server_name]
         await self.fresh_catalog()  # a `git pull` since the last look shows on this page too
+        # a stopped server is no longer loaded (owner.spawners): its page still says so and offers to start it
+        if owner is None or server_name not in owner.orm_spawners:
+            raise web.HTTPError(404, no_such)
+        spawner = owner.spawners[server_name]
         env = spawner.profile
         lang = current_language.get()
         request_host = self.request.host
