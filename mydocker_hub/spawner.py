@@ -291,10 +291,15 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     #: by an explicit "extend" (``extend_lifetime``), read by the culler from the server's state
     lifetime_deadline: float | None = None
 
+    #: container port -> node port of this server's SSH/TCP ports at its last start: a restart asks for the
+    #: same ones again, so that a student's saved ``ssh -p ...`` command keeps working
+    _last_node_ports: dict[int, int] | None = None
+
     def load_state(self, state):
         super().load_state(state)
         self._credentials_token = state.get("credentials", "")
         self.lifetime_deadline = state.get("lifetime_deadline")
+        self._last_node_ports = {int(k): int(v) for k, v in (state.get("node_ports") or {}).items()}
 
     def get_state(self):
         state = super().get_state()
@@ -302,13 +307,17 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             state["credentials"] = self._credentials_token
         if self.lifetime_deadline:
             state["lifetime_deadline"] = self.lifetime_deadline
+        if self._last_node_ports:
+            state["node_ports"] = {str(k): v for k, v in self._last_node_ports.items()}
         return state
 
     def clear_state(self):
-        """Forget the service on stop, but keep the (encrypted) login of this user and environment."""
-        token = self._credentials_token
+        """Forget the service on stop, but keep the (encrypted) login of this user and environment, and the
+        node ports it had."""
+        token, node_ports = self._credentials_token, self._last_node_ports
         super().clear_state()
         self._credentials_token = token
+        self._last_node_ports = node_ports
         self.lifetime_deadline = None
 
     def extend_lifetime(self, now: float | None = None) -> float | None:
@@ -532,12 +541,20 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         in_use = (
             watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports | SwarmEnvironmentSpawner._suspect_ports
         )
-        allocated = pick_free_ports(port_range, in_use, wanted)
+        previous = self._last_node_ports or {}
+        again = [previous.get(p.port) for p in env.published_ports]
+        reuse = bool(again) and len(set(again)) == len(again)
+        reuse = reuse and all(port in port_range and port not in in_use for port in again)
+        if reuse and await self._previous_container_gone():
+            allocated = pick_free_ports(port_range, in_use | set(again), 1 if env.serves_http else 0) + again
+        else:
+            allocated = pick_free_ports(port_range, in_use, wanted)
         SwarmEnvironmentSpawner._reserved_ports.update(allocated)
         ports = list(allocated)
         try:
             http_port = ports.pop(0) if env.serves_http else None
             tcp_ports = {p.port: ports.pop(0) for p in env.published_ports}
+            self._last_node_ports = dict(tcp_ports)
             request = ServiceRequest(
                 service_name=self.service_name,
                 username=self.user.name,
@@ -590,6 +607,20 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         self._emit(100, Message("Environment ready"))
         self.lifetime_deadline = time.time() + env.max_lifetime if env.max_lifetime else None
         return target
+
+    async def _previous_container_gone(self, timeout: float = 15.0) -> bool:
+        """After a stop, the old container holds its node ports for a moment: wait for it (a restart then gets
+        the same ports back). False if it is still there after ``timeout`` seconds."""
+        # the engine the hub talks to sees its own node's containers: on another node the start goes on, and a
+        # port still held there is handled as any taken port (other ports are chosen)
+        of_this_service = {"label": f"com.docker.swarm.service.name={self.service_name}"}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = await self.docker("containers", filters=of_this_service)
+            if not running:
+                return True
+            await asyncio.sleep(0.5)
+        return False
 
     def _home_volume(self, env: Environment) -> str | None:
         if env.home.type == "none":

@@ -276,6 +276,11 @@ def test_ssh_only_environment_gives_working_credentials(hub, docker_api, run_pre
             look_for_keys=False,
         )
     bad.close()
+    # a restart (stop, start) keeps the node port: the command the student saved still works
+    hub.stop_server("student", "ssh")
+    hub.spawn("student", "ssh")
+    again = session.get(f"{hub.url}/hub/environments/student/ssh").text
+    assert f"ssh -p {port} {login}@" in html.unescape(again), "the SSH port changed at the restart"
     hub.stop_server("student", "ssh")
     # the password's Swarm secret does not outlive the server
     wait_for(

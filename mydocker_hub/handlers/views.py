@@ -9,13 +9,14 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from ..environments.model import Environment, link_is_safe
+from ..i18n import Message
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 INTERFACE_NAMES = {
     "jupyterlab": "JupyterLab",
     "vscode": "VS Code",
-    "desktop": "Desktop (noVNC)",
+    "desktop": "Desktop (noVNC)",  # worded per language by interfaces_of
     "ssh": "SSH",
     "custom": "Custom",
 }
@@ -26,20 +27,27 @@ def render_markdown(text: str) -> Markup:
     return Markup(_markdown.render(text or ""))
 
 
-def format_bytes(size: int | None) -> str:
+#: unit symbols by language (French writes octets: Go, Mo)
+_BYTE_UNITS = {"en": ("TB", "GB", "MB", "B"), "fr": ("To", "Go", "Mo", "o")}
+
+
+def format_bytes(size: int | None, lang: str = "en") -> str:
     if not size:
         return ""
-    for unit, factor in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2)):
+    tera, giga, mega, byte = _BYTE_UNITS.get(lang, _BYTE_UNITS["en"])
+    for unit, factor in ((tera, 1024**4), (giga, 1024**3), (mega, 1024**2)):
         if size >= factor:
             value = size / factor
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{size} B"
+            text = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+            return f"{text} {unit}" if lang == "en" else f"{text.replace('.', ',')} {unit}"
+    return f"{size} {byte}"
 
 
 def interfaces_of(env: Environment) -> list[str]:
-    names = (
-        [] if env.interface in ("ssh", "custom") and env.ports else [INTERFACE_NAMES.get(env.interface, env.interface)]
-    )
+    main = INTERFACE_NAMES.get(env.interface, env.interface)
+    if env.interface in ("desktop", "custom"):
+        main = Message(main).localized()  # "Bureau (noVNC)", "Personnalisée" for a French reader
+    names = [] if env.interface in ("ssh", "custom") and env.ports else [main]
     for port in env.ports:
         names.append(
             f"{port.name} ({port.type.upper()} {port.port})"

@@ -262,8 +262,11 @@ class SwarmWatcher:
         return self.snapshot.services.get(name)
 
     def forget_service(self, name: str) -> None:
-        """Drop a service just removed from the current listing (the next listing will not have it)."""
-        self.snapshot.services.pop(name, None)
+        """Drop a service just removed from the current listing (the next listing will not have it), and its
+        node ports: a restart may take them again."""
+        service = self.snapshot.services.pop(name, None)
+        for port in (service or {}).get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
+            self.snapshot.published_ports.discard(port.get("PublishedPort"))
 
     def tasks(self, name: str) -> list[dict]:
         service = self.service(name)
