@@ -83,6 +83,9 @@ def test_students_cannot_reach_the_builder_and_teachers_only_build_their_images(
     teacher, page = builder_session(bhub, "teacher")
     assert page.status_code == 200
     assert "data-image='course-good'" in page.text and "data-image='admins-only'" not in page.text
+    french = teacher.get(f"{bhub.url}/services/builder/", headers={"Accept-Language": "fr"}).text
+    assert "<h1 class='h3'>Images d&#x27;environnement</h1>" in french and ">Construire</button>" in french
+    assert "Déposer une image" in french and "Mes environnements" in french
     refused = teacher.post(f"{bhub.url}/services/builder/images/admins-only/build", data={"_xsrf": xsrf(teacher)})
     assert refused.status_code == 404
 

@@ -333,6 +333,10 @@ def test_culler_and_scheduler_run_as_hub_services_and_the_sessions_page_is_for_t
     teacher = shub.login("teacher")
     page = teacher.get(f"{shub.url}/services/scheduler/")
     assert page.status_code == 200 and "Class sessions" in page.text and "data-environment='endclass'" in page.text
+    # in the reader's language, with the hub's navigation bar
+    french = teacher.get(f"{shub.url}/services/scheduler/", headers={"Accept-Language": "fr-FR,fr;q=0.9"}).text
+    assert "<h1 class='h3'>Séances</h1>" in french and "Pré-téléchargement par nœud" in french
+    assert "Mes environnements" in french and "/hub/spawn" in french and "Se déconnecter" in french
     data = teacher.get(f"{shub.url}/services/scheduler/api/sessions").json()
     assert {s["environment"] for s in data["sessions"]} >= {"endclass", "later", "tomorrow"}
     student = shub.login("alice").get(f"{shub.url}/services/scheduler/")

@@ -21,7 +21,9 @@ from tornado.httpserver import HTTPServer
 from traitlets import Integer, Unicode
 from traitlets.config import Application
 
+from ..i18n import Message
 from ..service_loop import run_until_stopped
+from ..service_pages import LocalizedPage, page_shell
 from .archive import UploadRefused, extract_zip
 from .records import BuildStore
 from .runner import BuildRunner
@@ -32,7 +34,7 @@ BUILD_SCOPE = "custom:mydocker-images:build"
 e = html.escape
 
 
-class _Page(HubOAuthenticated, web.RequestHandler):
+class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
     hub_scopes = [BUILD_SCOPE]
 
     @property
@@ -60,14 +62,14 @@ class _Page(HubOAuthenticated, web.RequestHandler):
         return source
 
     def page(self, title: str, body: str) -> None:
-        hub = os.environ.get("JUPYTERHUB_BASE_URL", "/")
-        self.finish(
-            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{e(title)}</title>"
-            f"<link rel='stylesheet' href='{url_path_join(hub, 'hub/static/css/style.min.css')}'></head><body>"
-            f"<div class='container py-3'><p><a href='{url_path_join(hub, 'hub/home')}'>&larr; hub</a> · "
-            f"<a href='{self.prefix}'>images</a></p><h1 class='h3'>{e(title)}</h1>{body}</div></body></html>"
-        )
+        """``title``: plain text; ``body``: HTML."""
+        user = self.current_user or {}
+        self.finish(page_shell(title, body, username=user.get("name", "")))
+
+
+def t(message: Message) -> str:
+    """A message in the reader's language, escaped for HTML."""
+    return e(message.localized())
 
 
 def _status_badge(status: str) -> str:
@@ -82,42 +84,46 @@ class ImagesPage(_Page):
     def get(self):
         username, admin = self.who()
         rows = []
+        build_label, yes = t(Message("Build")), t(Message("yes"))
         for source in self.sources().values():
             if not source.may_view(username, admin):
                 continue
             last = next(iter(self.app.store.history(source.name)), None)
             build = (
                 f"<form method='post' action='{self.prefix}images/{e(source.name)}/build' class='d-inline'>"
-                f"{self.xsrf_form_html()}<button class='btn btn-sm btn-primary build-button'>Build</button></form>"
+                f"{self.xsrf_form_html()}<button class='btn btn-sm btn-primary build-button'>{build_label}</button>"
+                "</form>"
                 if source.may_build(username, admin)
                 else ""
             )
             rows.append(
                 f"<tr class='image' data-image='{e(source.name)}'><td><a href='{self.prefix}images/{e(source.name)}'>"
-                f"{e(source.name)}</a></td><td>{e(source.origin)}</td><td>{'yes' if source.public else ''}</td>"
+                f"{e(source.name)}</a></td><td>{e(source.origin)}</td><td>{yes if source.public else ''}</td>"
                 f"<td>{_status_badge(last.status) if last else ''}</td><td>{build}</td></tr>"
             )
         upload = (
-            f"<h2 class='h5 mt-4'>Upload an image</h2><form method='post' action='{self.prefix}upload' "
+            f"<h2 class='h5 mt-4'>{t(Message('Upload an image'))}</h2><form method='post' action='{self.prefix}upload' "
             f"enctype='multipart/form-data' class='upload-form' style='max-width:40rem'>{self.xsrf_form_html()}"
-            "<label class='form-label'>Name (lowercase letters, digits, dashes)</label>"
+            f"<label class='form-label'>{t(Message('Name (lowercase letters, digits, dashes)'))}</label>"
             "<input class='form-control mb-2' name='name' required pattern='[a-z0-9][a-z0-9-]{0,39}'>"
             "<label class='form-label'>Dockerfile</label><textarea class='form-control mb-2 font-monospace' "
             "name='dockerfile' rows='8' required></textarea>"
-            "<label class='form-label'>Wrapper script (optional, saved as mydocker-wrapper.sh)</label>"
+            f"<label class='form-label'>{t(Message('Wrapper script (optional, saved as mydocker-wrapper.sh)'))}</label>"
             "<textarea class='form-control mb-2 font-monospace' name='wrapper' rows='4'></textarea>"
-            "<label class='form-label'>Context (optional .zip)</label>"
+            f"<label class='form-label'>{t(Message('Context (optional .zip)'))}</label>"
             "<input class='form-control mb-2' type='file' name='context' accept='.zip'>"
             "<div class='form-check mb-2'><input class='form-check-input' type='checkbox' name='public' id='public'>"
-            "<label class='form-check-label' for='public'>Usable by everyone</label></div>"
-            "<button class='btn btn-primary'>Upload</button></form>"
+            f"<label class='form-check-label' for='public'>{t(Message('Usable by everyone'))}</label></div>"
+            f"<button class='btn btn-primary'>{t(Message('Upload'))}</button></form>"
         )
+        headers = (Message("Image"), Message("Source"), Message("Public"), Message("Last build"))
         self.page(
-            "Environment images",
-            "<table class='table table-sm images'><thead><tr><th>Image</th><th>Source</th><th>Public</th>"
-            "<th>Last build</th><th></th></tr></thead><tbody>"
-            + ("".join(rows) or "<tr><td colspan='5'>No image yet.</td></tr>")
-            + "</tbody></table>"
+            Message("Environment images").localized(),
+            "<div class='table-responsive'><table class='table table-sm images'><thead><tr>"
+            + "".join(f"<th>{t(header)}</th>" for header in headers)
+            + "<th></th></tr></thead><tbody>"
+            + ("".join(rows) or f"<tr><td colspan='5'>{t(Message('No image yet.'))}</td></tr>")
+            + "</tbody></table></div>"
             + upload,
         )
 
@@ -133,12 +139,16 @@ class ImageHistoryPage(_Page):
             f"<td><code>{e(r.reference)}</code></td></tr>"
             for r in self.app.store.history(source.name)
         )
+        owners = ", ".join(source.owners) or t(Message("admins"))
+        headers = (Message("Build ID"), Message("Status"), Message("By"), Message("Duration"), Message("Failing step"))
+        headers += (Message("Pinned reference (for environment files)"),)
+        no_build = t(Message("No build yet."))
         self.page(
-            f"Image {source.name}",
-            f"<p>Source: {e(source.origin)} · owners: {e(', '.join(source.owners) or 'admins')}</p>"
-            "<table class='table table-sm history'><thead><tr><th>Build</th><th>Status</th><th>By</th>"
-            "<th>Duration</th><th>Failing step</th><th>Pinned reference (for environment files)</th></tr></thead>"
-            f"<tbody>{rows or '<tr><td colspan=6>No build yet.</td></tr>'}</tbody></table>",
+            Message("Image %(name)s", name=source.name).localized(),
+            f"<p>{t(Message('Source: %(origin)s · owners: %(owners)s', origin=source.origin, owners=owners))}</p>"
+            "<div class='table-responsive'><table class='table table-sm history'><thead><tr>"
+            + "".join(f"<th>{t(header)}</th>" for header in headers)
+            + f"</tr></thead><tbody>{rows or f'<tr><td colspan=6>{no_build}</td></tr>'}</tbody></table></div>",
         )
 
 
@@ -162,13 +172,13 @@ class BuildPage(_Page):
         test = (
             f"<form method='post' action='{self.prefix}builds/{e(record.image)}/{e(record.build_id)}/test' "
             f"class='test-form' {'hidden' if record.status != 'succeeded' else ''}>{self.xsrf_form_html()}"
-            "<button class='btn btn-success test-button'>Test this build</button></form>"
+            f"<button class='btn btn-success test-button'>{t(Message('Test this build'))}</button></form>"
         )
         self.page(
-            f"Build {record.build_id} of {record.image}",
-            f"<p>Status: <span class='live-status'>{_status_badge(record.status)}</span> "
+            Message("Build %(build)s of %(image)s", build=record.build_id, image=record.image).localized(),
+            f"<p>{t(Message('Status:'))} <span class='live-status'>{_status_badge(record.status)}</span> "
             f"<span class='failing-step text-danger'>{e(record.failing_step)}</span></p>"
-            f"<p>Pinned reference: <code class='reference'>{e(record.reference)}</code></p>{test}"
+            f"<p>{t(Message('Pinned reference:'))} <code class='reference'>{e(record.reference)}</code></p>{test}"
             "<pre class='build-log border p-2 mt-2' style='max-height:60vh;overflow:auto'></pre>"
             "<script>(function(){let offset=0;const log=document.querySelector('.build-log');"
             # cookie-authenticated fetches must carry the XSRF token (JupyterHub's HubOAuth checks it)
@@ -245,7 +255,10 @@ class Upload(_Page):
     def write_error(self, status_code, **kwargs):
         error = kwargs.get("exc_info", (None, None))[1]
         message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else ""
-        self.page(f"Error {status_code}", f"<p class='alert alert-danger upload-error'>{e(message)}</p>")
+        self.page(
+            Message("Error %(code)s", code=status_code).localized(),
+            f"<p class='alert alert-danger upload-error'>{e(message)}</p>",
+        )
 
 
 class BuilderApp(Application):

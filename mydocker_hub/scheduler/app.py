@@ -21,7 +21,9 @@ from tornado.httpserver import HTTPServer
 from traitlets import Float, Integer, Unicode
 from traitlets.config import Application
 
+from ..i18n import Message
 from ..service_loop import run_until_stopped
+from ..service_pages import LocalizedPage, page_shell
 from ..swarm.client import AsyncDocker
 from .core import HubClient, Scheduler
 from .prepull import PrePuller
@@ -36,11 +38,14 @@ def _pull_item(pull: dict) -> str:
 
 
 def _flags(session: dict) -> str:
-    flags = [("blocked before start", session["block_before_start"]), ("stop at end", session["stop_at_end"])]
-    return ", ".join(label for label, on in flags if on)
+    flags = [
+        (Message("blocked before start"), session["block_before_start"]),
+        (Message("stop at end"), session["stop_at_end"]),
+    ]
+    return ", ".join(html.escape(label.localized()) for label, on in flags if on)
 
 
-class _Page(HubOAuthenticated, web.RequestHandler):
+class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
     hub_scopes = [READ_SCOPE]
 
     @property
@@ -61,9 +66,12 @@ class SessionsPage(_Page):
         report = self.scheduler.report()
         rows = []
         for s in report["sessions"]:
-            pulls = "".join(_pull_item(p) for p in s["prepull"]) or f"<li>from {html.escape(s['prepull_from'])}</li>"
+            pulls = "".join(_pull_item(p) for p in s["prepull"]) or (
+                f"<li>{html.escape(Message('from %(time)s', time=s['prepull_from']).localized())}</li>"
+            )
             verdict_class = "text-success" if s["fits"] else ("text-danger fw-bold" if s["fits"] is False else "")
-            ended = f"<br><small>ended: {len(s['ended']['stopped'])} stopped</small>" if s["ended"] else ""
+            stopped = Message("ended: %(count)s stopped", count=len(s["ended"]["stopped"])) if s["ended"] else None
+            ended = f"<br><small>{html.escape(stopped.localized())}</small>" if stopped else ""
             rows.append(
                 "<tr class='session' data-environment='{env}'><td><strong>{title}</strong><br><code>{env}</code></td>"
                 "<td><time>{start}</time><br>→ <time>{end}</time>{ended}</td><td>{students}{groups}</td>"
@@ -82,19 +90,23 @@ class SessionsPage(_Page):
                     capacity=html.escape(s["capacity"]),
                 )
             )
-        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        columns = (Message("Environment"), Message("When"), Message("Students"), None)
+        columns += (Message("Pre-pull per node"), Message("Capacity"))
+        headers = "".join(f"<th>{html.escape(column.localized()) if column else ''}</th>" for column in columns)
+        none = html.escape(Message("No session planned.").localized())
+        explanation = Message(
+            "Upcoming and running sessions of every environment file, the pre-pull of their image on each node, "
+            "and whether the class fits on the nodes."
+        )
         self.finish(
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class sessions</title>"
-            f"<link rel='stylesheet' href='{url_path_join(hub_prefix, 'hub/static/css/style.min.css')}'></head>"
-            "<body><div class='container py-3'>"
-            f"<p><a href='{url_path_join(hub_prefix, 'hub/home')}'>&larr; hub</a></p>"
-            "<h1 class='h3'>Class sessions</h1>"
-            "<p class='text-muted'>Upcoming and running sessions of every environment file, the pre-pull of "
-            "their image on each node, and whether the class fits on the nodes.</p>"
-            "<table class='table table-sm sessions'><thead><tr><th>Environment</th><th>When</th><th>Students</th>"
-            "<th></th><th>Pre-pull per node</th><th>Capacity</th></tr></thead><tbody>"
-            + ("".join(rows) or "<tr><td colspan='6'>No session planned.</td></tr>")
-            + "</tbody></table></div></body></html>"
+            page_shell(
+                Message("Class sessions").localized(),
+                f"<p class='text-muted'>{html.escape(explanation.localized())}</p>"
+                "<div class='table-responsive'><table class='table table-sm sessions'>"
+                f"<thead><tr>{headers}</tr></thead>"
+                f"<tbody>{''.join(rows) or f'<tr><td colspan=6>{none}</td></tr>'}</tbody></table></div>",
+                username=self.current_user.get("name", ""),
+            )
         )
 
 
