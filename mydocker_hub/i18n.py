@@ -315,6 +315,7 @@ FRENCH = {
     "Source: %(origin)s · owners: %(owners)s": "Source : %(origin)s · propriétaires : %(owners)s",
     "No image yet.": "Aucune image pour l'instant.",
     "Page not found": "Page introuvable",
+    "Follow the start": "Suivre le démarrage",
     "CPU: no limit": "CPU : sans limite",
     "%(size)s of memory": "%(size)s de mémoire",
     "Last activity:": "Dernière activité :",

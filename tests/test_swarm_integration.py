@@ -443,7 +443,8 @@ def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not
     assert page.status_code == 200 and "This environment is not running." in page.text
     assert 'href="/hub/spawn/student2/lab"' in page.text
     home = session.get(f"{hub.url}/hub/home").text
-    assert "Test lab" in home  # the title, not the slug, of a server that is not loaded
+    row = home.split('data-server-name="lab"', 1)[1].split("</tr>", 1)[0]
+    assert "Test lab" in row and 'class="mydocker-ago"' in row  # its title and last activity, though not loaded
     # a wrong address: a page in the reader's language, who is signed in, and the way back
     missing = session.get(f"{hub.url}/hub/environments/student2/no-such-thing", headers={"Accept-Language": "fr"})
     text = missing.content.decode()  # JupyterHub's error pages say their charset in a <meta>, as browsers read
