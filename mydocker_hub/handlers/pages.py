@@ -14,6 +14,7 @@ from ..environments import get_catalog
 from ..i18n import Message, current_language
 from ..sessions.policy import closed_message
 from ..start_failure import StartFailed
+from .errors import PageError
 from .views import card_view, format_bytes, render_link
 
 TEACHER_GROUP = "teacher"
@@ -44,7 +45,7 @@ class JoinHandler(_EnvironmentPage):
         env = catalog.get(slug)
         groups = {group.name for group in user.groups}
         if env is None or not catalog.may_start(env, user.name, groups, bool(user.admin)):
-            raise web.HTTPError(404, f"No environment {slug!r} is available to you.")
+            raise PageError(404, Message("No environment %(slug)r is available to you.", slug=slug))
         server_url = url_path_join(user.prefix, slug) + "/"
         next_url = url_path_join(server_url, self._path_inside_server(user_redirect)) if user_redirect else server_url
         if self.request.query:  # e.g. nbgitpuller's ?repo=...&urlpath=...
@@ -63,7 +64,7 @@ class JoinHandler(_EnvironmentPage):
     def _path_inside_server(user_redirect: str) -> str:
         """The link's path below the server (``..`` cannot leave it), quoted again for the Location header."""
         if any(ord(character) < 32 or ord(character) == 127 for character in user_redirect):
-            raise web.HTTPError(400, "This link's path holds control characters; check the link you followed.")
+            raise PageError(400, Message("This link's path holds control characters; check the link you followed."))
         path = posixpath.normpath("/" + user_redirect).lstrip("/")
         if user_redirect.endswith("/") and path:
             path += "/"
@@ -76,14 +77,14 @@ class ConnectionHandler(_EnvironmentPage):
     @web.authenticated
     async def get(self, username: str, server_name: str):
         current = self.current_user
-        no_such = Message("There is no environment %(name)s here.", name=server_name).localized()
+        no_such = Message("There is no environment %(name)s here.", name=server_name)
         if current.name != username and not current.admin:
-            raise web.HTTPError(404, no_such)
+            raise PageError(404, no_such)
         owner = self.find_user(username)
         await self.fresh_catalog()  # a `git pull` since the last look shows on this page too
         # a stopped server is no longer loaded (owner.spawners): its page still says so and offers to start it
         if owner is None or server_name not in owner.orm_spawners:
-            raise web.HTTPError(404, no_such)
+            raise PageError(404, no_such)
         spawner = owner.spawners[server_name]
         env = spawner.profile
         lang = current_language.get()
@@ -152,10 +153,10 @@ class ExtendHandler(_EnvironmentPage):
             raise web.HTTPError(404)
         spawner = owner.spawners[server_name]
         if not spawner.ready:
-            raise web.HTTPError(409, "This environment is not running.")
+            raise PageError(409, Message("This environment is not running."))
         deadline = spawner.extend_lifetime()
         if deadline is None:
-            raise web.HTTPError(400, "This environment has no maximum lifetime to extend.")
+            raise PageError(400, Message("This environment has no maximum lifetime to extend."))
         spawner.orm_spawner.state = spawner.get_state()
         self.db.commit()
         self.log.info("%s extended %s/%s until %s", current.name, username, server_name, deadline)
@@ -170,7 +171,7 @@ class EnvironmentStatusHandler(_EnvironmentPage):
     async def get(self):
         user = self.current_user
         if not _is_teacher(user):
-            raise web.HTTPError(403, "Only teachers and administrators can see the environment files.")
+            raise PageError(403, Message("Only teachers and administrators can see the environment files."))
         catalog = await self.fresh_catalog()
         lang = current_language.get()
         environments = sorted(catalog.environments.values(), key=lambda env: env.slug)
