@@ -67,6 +67,13 @@ def test_course_teacher_roles_are_membership_roles_only():
     [
         ({"sub": "42", "email": "Prof@Universite.example"}, "email", ("prof@universite.example", "email")),
         ({"sub": "42"}, "email", ("42@moodle", "sub")),  # Moodle's default: no e-mail shared
+        # an address the provider did not verify is nobody's identity: not the account of its owner
+        ({"sub": "42", "email": "prof@universite.example", "email_verified": False}, "email", ("42@moodle", "sub")),
+        (
+            {"sub": "42", "email": "prof@universite.example", "email_verified": True},
+            "email",
+            ("prof@universite.example", "email"),
+        ),
         ({"sub": "42", "eppn": "jdupont@universite.example"}, "eppn", ("jdupont@universite.example", "eppn")),
         ({"sub": "42", "email": "a@b.fr"}, "sub", ("42@moodle", "sub")),
     ],

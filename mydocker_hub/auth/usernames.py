@@ -31,11 +31,13 @@ def username_from_claims(claims: dict, *, source: str, scope: str, eppn_claim: s
     """Return ``(username, source actually used)``.
 
     Falls back to the issuer-scoped ``sub`` when the configured claim is missing (Moodle, by default,
-    sends neither the name nor the e-mail), so a login never fails for lack of an attribute.
+    sends neither the name nor the e-mail) or, for the e-mail, marked unverified (``email_verified: false``),
+    so a login never fails for lack of an attribute.
     """
     if source == "email":
         value = claims.get("email")
-        if isinstance(value, str) and "@" in value:
+        # an address the provider says it did not verify could be anyone's: it is not a global identity
+        if isinstance(value, str) and "@" in value and claims.get("email_verified") is not False:
             return _clean(value), "email"
     elif source == "eppn":
         value = claims.get(eppn_claim)
