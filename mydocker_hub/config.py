@@ -43,6 +43,10 @@ def docker_bridge_gateway(default: str = "172.17.0.1") -> str:
     return default
 
 
+#: every managed service starts through it: it ends with the hub, even a hub killed outright
+SERVICE_LAUNCHER = [sys.executable, "-m", "mydocker_hub.service_launcher"]
+
+
 def let_services_be_interrupted() -> None:
     """JupyterHub stops its services with SIGINT. A hub started in the background by a non-interactive shell
     (``scripts/demo &``, nohup in a script) has SIGINT ignored, and every service it starts would inherit
@@ -135,7 +139,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
         {
             "name": "idle-culler",
             "command": [
-                sys.executable,
+                *SERVICE_LAUNCHER,
                 "-m",
                 "jupyterhub_idle_culler",
                 f"--config={Path(__file__).parent / 'culler_config.py'}",
@@ -148,7 +152,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
         {
             "name": "scheduler",
             "url": os.environ.get("MYDOCKER_SCHEDULER_URL", "http://127.0.0.1:8090"),
-            "command": [sys.executable, "-m", "mydocker_hub.scheduler"],
+            "command": [*SERVICE_LAUNCHER, "-m", "mydocker_hub.scheduler"],
             "environment": services_environment,
             "oauth_client_allowed_scopes": [SESSIONS_READ_SCOPE],
             "oauth_no_confirm": True,  # our own service: no "authorize access" page
@@ -157,7 +161,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
         {
             "name": "builder",
             "url": os.environ.get("MYDOCKER_BUILDER_URL", "http://127.0.0.1:8091"),
-            "command": [sys.executable, "-m", "mydocker_hub.builder"],
+            "command": [*SERVICE_LAUNCHER, "-m", "mydocker_hub.builder"],
             "environment": {
                 **services_environment,
                 "MYDOCKER_IMAGES_DIR": os.environ.get("MYDOCKER_IMAGES_DIR") or str(base_dir / "images"),

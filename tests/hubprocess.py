@@ -204,8 +204,18 @@ c.MyDockerAuthenticator.demo_accounts = {{
             # a hub that was killed leaves its proxy and services running: end them with it
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+            self._end_orphaned_proxy()
         if getattr(self, "log_file", None):
             self.log_file.close()
+
+    def _end_orphaned_proxy(self):
+        """A hub restarted after a crash reuses the proxy the dead hub started, and leaves it running when it
+        stops (JupyterHub ends only a proxy it started itself): end it, found by its pid file."""
+        pid_file = self.workdir / "data" / "jupyterhub-proxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text().strip())
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
 
     def restart(self):
         self.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -157,6 +158,25 @@ def test_home_survives_stop_start_and_hub_restart(hub, lab):
     assert requests.get(contents, headers=headers, timeout=30).json()["content"] == "written before the restart"
 
 
+def services_of(hub) -> list[int]:
+    """Processes of ``hub``'s managed services (found by the data directory in their environment)."""
+    marker = f"MYDOCKER_DATA_DIR={hub.workdir / 'data'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            if not any(
+                name in command
+                for name in (b"jupyterhub_idle_culler", b"mydocker_hub.scheduler", b"mydocker_hub.builder")
+            ):
+                continue
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
 def test_a_start_cut_short_by_a_hub_crash_is_cleaned_up_at_restart(hub, docker_api, run_prefix):
     """The hub is killed (kill -9) while a student's start is under way: after its restart the student sees the
     environment stopped and can start it again, instead of a start "pending" for the HTTP timeout (5 min)."""
@@ -172,9 +192,12 @@ ports: [{{name: web, port: 8888, type: http}}]
     assert hub.api("POST", "users/student2/servers/slow-server").status_code == 202
     label = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student2", "org.mydocker.server=slow-server"]
     wait_for(lambda: docker_api.services(filters={"label": label}), 60, message="the service of the start")
+    assert len(services_of(hub)) == 3, "the culler, the scheduler and the builder run"
     hub.process.kill()  # no clean-up of any kind, as in a crash
     hub.process.wait()
-    hub.stop()  # ends the proxy and the services the dead hub started
+    # its services end with it (otherwise the next hub's scheduler and builder find their ports taken)
+    wait_for(lambda: not services_of(hub), 20, message="the dead hub's services to end")
+    hub.stop()  # ends the proxy the dead hub started
     hub.start()
 
     # before: JupyterHub waited for a server it had no address for, showing it "pending: check" for 5 minutes
