@@ -392,10 +392,11 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         sent = 0
         while True:
             events = getattr(self, "_events", [])
-            for percent, message in events[sent:]:
+            new_events = events[sent:]
+            sent += len(new_events)  # counted before yielding: events added while the reader reads come next
+            for percent, message in new_events:
                 # put in words here, in the language of the browser reading the progress page
                 yield {"progress": percent, "message": message.localized()}
-            sent = len(events)
             finished = getattr(self, "_start_done", True) and self.pending != "spawn"
             if finished and sent >= len(getattr(self, "_events", [])):
                 return

@@ -170,3 +170,32 @@ def test_listing_pace_follows_who_is_waiting():
     assert watcher._delay() == 2.0, "a class of 40 probed at once: one listing every 2 s"
     watcher._followers = 100
     assert watcher._delay() == 5.0, "a class of 100 probed at once: no more listings than when idle"
+
+
+def test_progress_events_added_while_the_page_reads_one_are_not_lost():
+    """The progress page reads one event while the start goes on: what the start says meanwhile (its place in
+    line, say) must still reach the page (it was skipped when the reader was slow, under load)."""
+    import asyncio
+
+    from mydocker_hub.i18n import Message
+    from mydocker_hub.spawner import SwarmEnvironmentSpawner
+
+    async def read_progress():
+        spawner = SwarmEnvironmentSpawner()
+        spawner._events, spawner._events_changed = [], asyncio.Event()
+        spawner._start_done, spawner._spawn_pending = False, True
+        spawner._emit(5, Message("Requesting %(title)s", title="Lab"))
+        received = []
+        async for event in spawner.progress():
+            received.append(event["message"])
+            if len(received) == 1:  # the start goes on while the page handles its first event
+                spawner._emit(8, Message("Many servers are starting: yours is next"))
+                spawner._emit(100, Message("Environment ready"))
+                spawner._start_done, spawner._spawn_pending = True, False
+        return received
+
+    assert asyncio.run(read_progress()) == [
+        "Requesting Lab",
+        "Many servers are starting: yours is next",
+        "Environment ready",
+    ]
