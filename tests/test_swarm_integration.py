@@ -465,7 +465,8 @@ def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not
     page = session.get(f"{hub.url}/hub/environments/student2/lab")
     assert page.status_code == 200 and "This environment is not running." in page.text
     assert 'href="/hub/spawn/student2/lab"' in page.text
-    home = session.get(f"{hub.url}/hub/home").text
+    home = session.get(f"{hub.url}/hub/home").content.decode()
+    assert re.search(r"<title>\s*My environments · MyDocker\s*</title>", home), "the tab says which page it is"
     row = home.split('data-server-name="lab"', 1)[1].split("</tr>", 1)[0]
     assert "Test lab" in row and 'class="mydocker-ago"' in row  # its title and last activity, though not loaded
     # a wrong address: a page in the reader's language, who is signed in, and the way back
