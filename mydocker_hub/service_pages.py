@@ -12,6 +12,11 @@ from jupyterhub.utils import url_path_join
 from .i18n import Message, current_language, pick_language
 
 
+def said(message: Message) -> str:
+    """``message`` in the reader's language, escaped for HTML."""
+    return escape(message.localized())
+
+
 class LocalizedPage:
     """Mixin for a service's tornado handler: its pages speak the browser's language."""
 

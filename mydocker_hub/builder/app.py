@@ -23,7 +23,7 @@ from traitlets.config import Application
 
 from ..i18n import Message
 from ..service_loop import run_until_stopped
-from ..service_pages import LocalizedPage, page_shell
+from ..service_pages import LocalizedPage, page_shell, said
 from .archive import UploadRefused, extract_zip
 from .records import BuildStore
 from .runner import BuildRunner
@@ -67,11 +67,6 @@ class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
         self.finish(page_shell(title, body, username=user.get("name", "")))
 
 
-def t(message: Message) -> str:
-    """A message in the reader's language, escaped for HTML."""
-    return e(message.localized())
-
-
 def _status_badge(status: str) -> str:
     colour = {"succeeded": "success", "failed": "danger", "building": "info", "pushing": "info"}.get(
         status, "secondary"
@@ -84,7 +79,7 @@ class ImagesPage(_Page):
     def get(self):
         username, admin = self.who()
         rows = []
-        build_label, yes = t(Message("Build")), t(Message("yes"))
+        build_label, yes = said(Message("Build")), said(Message("yes"))
         for source in self.sources().values():
             if not source.may_view(username, admin):
                 continue
@@ -101,28 +96,30 @@ class ImagesPage(_Page):
                 f"{e(source.name)}</a></td><td>{e(source.origin)}</td><td>{yes if source.public else ''}</td>"
                 f"<td>{_status_badge(last.status) if last else ''}</td><td>{build}</td></tr>"
             )
+        wrapper_label = said(Message("Wrapper script (optional, saved as mydocker-wrapper.sh)"))
         upload = (
-            f"<h2 class='h5 mt-4'>{t(Message('Upload an image'))}</h2><form method='post' action='{self.prefix}upload' "
+            f"<h2 class='h5 mt-4'>{said(Message('Upload an image'))}</h2>"
+            f"<form method='post' action='{self.prefix}upload' "
             f"enctype='multipart/form-data' class='upload-form' style='max-width:40rem'>{self.xsrf_form_html()}"
-            f"<label class='form-label'>{t(Message('Name (lowercase letters, digits, dashes)'))}</label>"
+            f"<label class='form-label'>{said(Message('Name (lowercase letters, digits, dashes)'))}</label>"
             "<input class='form-control mb-2' name='name' required pattern='[a-z0-9][a-z0-9-]{0,39}'>"
             "<label class='form-label'>Dockerfile</label><textarea class='form-control mb-2 font-monospace' "
             "name='dockerfile' rows='8' required></textarea>"
-            f"<label class='form-label'>{t(Message('Wrapper script (optional, saved as mydocker-wrapper.sh)'))}</label>"
+            f"<label class='form-label'>{wrapper_label}</label>"
             "<textarea class='form-control mb-2 font-monospace' name='wrapper' rows='4'></textarea>"
-            f"<label class='form-label'>{t(Message('Context (optional .zip)'))}</label>"
+            f"<label class='form-label'>{said(Message('Context (optional .zip)'))}</label>"
             "<input class='form-control mb-2' type='file' name='context' accept='.zip'>"
             "<div class='form-check mb-2'><input class='form-check-input' type='checkbox' name='public' id='public'>"
-            f"<label class='form-check-label' for='public'>{t(Message('Usable by everyone'))}</label></div>"
-            f"<button class='btn btn-primary'>{t(Message('Upload'))}</button></form>"
+            f"<label class='form-check-label' for='public'>{said(Message('Usable by everyone'))}</label></div>"
+            f"<button class='btn btn-primary'>{said(Message('Upload'))}</button></form>"
         )
         headers = (Message("Image"), Message("Source"), Message("Public"), Message("Last build"))
         self.page(
             Message("Environment images").localized(),
             "<div class='table-responsive'><table class='table table-sm images'><thead><tr>"
-            + "".join(f"<th>{t(header)}</th>" for header in headers)
+            + "".join(f"<th>{said(header)}</th>" for header in headers)
             + "<th></th></tr></thead><tbody>"
-            + ("".join(rows) or f"<tr><td colspan='5'>{t(Message('No image yet.'))}</td></tr>")
+            + ("".join(rows) or f"<tr><td colspan='5'>{said(Message('No image yet.'))}</td></tr>")
             + "</tbody></table></div>"
             + upload,
         )
@@ -139,15 +136,15 @@ class ImageHistoryPage(_Page):
             f"<td><code>{e(r.reference)}</code></td></tr>"
             for r in self.app.store.history(source.name)
         )
-        owners = ", ".join(source.owners) or t(Message("admins"))
+        owners = ", ".join(source.owners) or said(Message("admins"))
         headers = (Message("Build ID"), Message("Status"), Message("By"), Message("Duration"), Message("Failing step"))
         headers += (Message("Pinned reference (for environment files)"),)
-        no_build = t(Message("No build yet."))
+        no_build = said(Message("No build yet."))
         self.page(
             Message("Image %(name)s", name=source.name).localized(),
-            f"<p>{t(Message('Source: %(origin)s · owners: %(owners)s', origin=source.origin, owners=owners))}</p>"
+            f"<p>{said(Message('Source: %(origin)s · owners: %(owners)s', origin=source.origin, owners=owners))}</p>"
             "<div class='table-responsive'><table class='table table-sm history'><thead><tr>"
-            + "".join(f"<th>{t(header)}</th>" for header in headers)
+            + "".join(f"<th>{said(header)}</th>" for header in headers)
             + f"</tr></thead><tbody>{rows or f'<tr><td colspan=6>{no_build}</td></tr>'}</tbody></table></div>",
         )
 
@@ -172,13 +169,13 @@ class BuildPage(_Page):
         test = (
             f"<form method='post' action='{self.prefix}builds/{e(record.image)}/{e(record.build_id)}/test' "
             f"class='test-form' {'hidden' if record.status != 'succeeded' else ''}>{self.xsrf_form_html()}"
-            f"<button class='btn btn-success test-button'>{t(Message('Test this build'))}</button></form>"
+            f"<button class='btn btn-success test-button'>{said(Message('Test this build'))}</button></form>"
         )
         self.page(
             Message("Build %(build)s of %(image)s", build=record.build_id, image=record.image).localized(),
-            f"<p>{t(Message('Status:'))} <span class='live-status'>{_status_badge(record.status)}</span> "
+            f"<p>{said(Message('Status:'))} <span class='live-status'>{_status_badge(record.status)}</span> "
             f"<span class='failing-step text-danger'>{e(record.failing_step)}</span></p>"
-            f"<p>{t(Message('Pinned reference:'))} <code class='reference'>{e(record.reference)}</code></p>{test}"
+            f"<p>{said(Message('Pinned reference:'))} <code class='reference'>{e(record.reference)}</code></p>{test}"
             "<pre class='build-log border p-2 mt-2' style='max-height:60vh;overflow:auto'></pre>"
             "<script>(function(){let offset=0;const log=document.querySelector('.build-log');"
             # cookie-authenticated fetches must carry the XSRF token (JupyterHub's HubOAuth checks it)

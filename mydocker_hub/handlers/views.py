@@ -13,12 +13,13 @@ from ..i18n import Message
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
+#: names of the interfaces, put in words in the reader's language
 INTERFACE_NAMES = {
-    "jupyterlab": "JupyterLab",
-    "vscode": "VS Code",
-    "desktop": "Desktop (noVNC)",  # worded per language by interfaces_of
-    "ssh": "SSH",
-    "custom": "Custom",
+    "jupyterlab": Message("JupyterLab"),
+    "vscode": Message("VS Code"),
+    "desktop": Message("Desktop (noVNC)"),
+    "ssh": Message("SSH"),
+    "custom": Message("Custom"),
 }
 
 
@@ -39,14 +40,12 @@ def format_bytes(size: int | None, lang: str = "en") -> str:
         if size >= factor:
             value = size / factor
             text = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
-            return f"{text} {unit}" if lang == "en" else f"{text.replace('.', ',')} {unit}"
+            return f"{text if lang == 'en' else text.replace('.', ',')} {unit}"
     return f"{size} {byte}"
 
 
 def interfaces_of(env: Environment) -> list[str]:
-    main = INTERFACE_NAMES.get(env.interface, env.interface)
-    if env.interface in ("desktop", "custom"):
-        main = Message(main).localized()  # "Bureau (noVNC)", "Personnalisée" for a French reader
+    main = INTERFACE_NAMES[env.interface].localized() if env.interface in INTERFACE_NAMES else env.interface
     names = [] if env.interface in ("ssh", "custom") and env.ports else [main]
     for port in env.ports:
         names.append(

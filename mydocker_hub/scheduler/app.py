@@ -23,7 +23,7 @@ from traitlets.config import Application
 
 from ..i18n import Message
 from ..service_loop import run_until_stopped
-from ..service_pages import LocalizedPage, page_shell
+from ..service_pages import LocalizedPage, page_shell, said
 from ..swarm.client import AsyncDocker
 from .core import HubClient, Scheduler
 from .prepull import PrePuller
@@ -42,7 +42,7 @@ def _flags(session: dict) -> str:
         (Message("blocked before start"), session["block_before_start"]),
         (Message("stop at end"), session["stop_at_end"]),
     ]
-    return ", ".join(html.escape(label.localized()) for label, on in flags if on)
+    return ", ".join(said(label) for label, on in flags if on)
 
 
 class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
@@ -67,11 +67,11 @@ class SessionsPage(_Page):
         rows = []
         for s in report["sessions"]:
             pulls = "".join(_pull_item(p) for p in s["prepull"]) or (
-                f"<li>{html.escape(Message('from %(time)s', time=s['prepull_from']).localized())}</li>"
+                f"<li>{said(Message('from %(time)s', time=s['prepull_from']))}</li>"
             )
             verdict_class = "text-success" if s["fits"] else ("text-danger fw-bold" if s["fits"] is False else "")
             stopped = Message("ended: %(count)s stopped", count=len(s["ended"]["stopped"])) if s["ended"] else None
-            ended = f"<br><small>{html.escape(stopped.localized())}</small>" if stopped else ""
+            ended = f"<br><small>{said(stopped)}</small>" if stopped else ""
             rows.append(
                 "<tr class='session' data-environment='{env}'><td><strong>{title}</strong><br><code>{env}</code></td>"
                 "<td><time>{start}</time><br>→ <time>{end}</time>{ended}</td><td>{students}{groups}</td>"
@@ -92,8 +92,8 @@ class SessionsPage(_Page):
             )
         columns = (Message("Environment"), Message("When"), Message("Students"), None)
         columns += (Message("Pre-pull per node"), Message("Capacity"))
-        headers = "".join(f"<th>{html.escape(column.localized()) if column else ''}</th>" for column in columns)
-        none = html.escape(Message("No session planned.").localized())
+        headers = "".join(f"<th>{said(column) if column else ''}</th>" for column in columns)
+        none = said(Message("No session planned."))
         explanation = Message(
             "Upcoming and running sessions of every environment file, the pre-pull of their image on each node, "
             "and whether the class fits on the nodes."
@@ -101,7 +101,7 @@ class SessionsPage(_Page):
         self.finish(
             page_shell(
                 Message("Class sessions").localized(),
-                f"<p class='text-muted'>{html.escape(explanation.localized())}</p>"
+                f"<p class='text-muted'>{said(explanation)}</p>"
                 "<div class='table-responsive'><table class='table table-sm sessions'>"
                 f"<thead><tr>{headers}</tr></thead>"
                 f"<tbody>{''.join(rows) or f'<tr><td colspan=6>{none}</td></tr>'}</tbody></table></div>",
