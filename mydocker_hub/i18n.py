@@ -8,6 +8,7 @@ JupyterHub's own handlers render our templates in the right language without bei
 from __future__ import annotations
 
 import contextvars
+import re
 
 from jinja2.ext import Extension
 from markupsafe import Markup
@@ -360,14 +361,19 @@ FRENCH = {
 TRANSLATIONS = {"fr": FRENCH}
 
 
-def pick_language(accept_language: str | None) -> str:
-    """The best supported language of an Accept-Language header (q-values honoured)."""
-    if not accept_language:
-        return DEFAULT
+#: a language tag as browsers send it (en, fr-FR, zh-Hant-TW); anything else in the header is ignored
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
+
+
+def browser_languages(accept_language: str | None, limit: int = 8) -> list[str]:
+    """The well-formed language tags of an Accept-Language header, most wanted first (q-values honoured).
+
+    At most ``limit`` of them; ``*`` and malformed or refused (``q=0``) entries are left out.
+    """
     choices = []
-    for position, item in enumerate(accept_language.split(",")):
+    for position, item in enumerate((accept_language or "").split(",")):
         parts = item.strip().split(";")
-        tag = parts[0].strip().lower().split("-")[0]
+        tag = parts[0].strip()
         quality = 1.0
         for parameter in parts[1:]:
             if parameter.strip().startswith("q="):
@@ -375,9 +381,18 @@ def pick_language(accept_language: str | None) -> str:
                     quality = float(parameter.strip()[2:])
                 except ValueError:
                     quality = 0.0
-        if tag in SUPPORTED and quality > 0:
+        if _LANGUAGE_TAG.fullmatch(tag) and quality > 0:
             choices.append((-quality, position, tag))
-    return min(choices)[2] if choices else DEFAULT
+    return [tag for _, _, tag in sorted(choices)[:limit]]
+
+
+def pick_language(accept_language: str | None) -> str:
+    """The best supported language of an Accept-Language header (q-values honoured)."""
+    for tag in browser_languages(accept_language, limit=64):
+        language = tag.lower().split("-")[0]
+        if language in SUPPORTED:
+            return language
+    return DEFAULT
 
 
 def translate(text: str, **values) -> str:

@@ -30,7 +30,7 @@ from .credentials import CredentialKeyError, Credentials, CredentialStore, gener
 from .environments import Environment, get_catalog
 from .handlers.pages import TEACHER_GROUP
 from .handlers.stub import ConnectionStub
-from .i18n import Message
+from .i18n import Message, browser_languages
 from .sessions.policy import Availability, availability, closed_message, is_privileged
 from .start_failure import StartFailed
 from .swarm import diagnose, names
@@ -479,7 +479,17 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             # images that follow our contract add it back (images/README.md); others must not choke on it
             env["JUPYTERHUB_COOKIE_OPTIONS"] = json.dumps(cookie_options)
             env["MYDOCKER_COOKIE_PARTITIONED"] = "1"
+        languages = self._starting_browser_languages()
+        if languages:
+            env["MYDOCKER_LANGUAGES"] = " ".join(languages)  # JupyterLab opens in it (images/README.md)
         return env
+
+    def _starting_browser_languages(self) -> list[str]:
+        """The languages of the browser that asked for this start, most wanted first (none for an API client)."""
+        handler = getattr(self, "handler", None)
+        if handler is None:
+            return []
+        return browser_languages(handler.request.headers.get("Accept-Language"))
 
     async def _start_environment(self, env: Environment | None, began: float):
         if env is None:

@@ -45,6 +45,7 @@ def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
     card.locator(".mydocker-start").click()
     page.wait_for_url("**/user/student/lab/lab**", timeout=180_000)
     expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=120_000)
+    expect(page.locator(".lm-MenuBar-itemLabel").first).to_have_text("File")
     page.screenshot(path=shots / "jupyterlab.png")
     # the home page lists it as running, with a connection page
     page.goto(f"{hub.url}/hub/home")
@@ -76,6 +77,20 @@ def test_pages_speak_french_to_a_french_browser(browser, hub, shots):
     expect(page.locator("h1")).to_have_text("Mes environnements")
     expect(page.locator("#logout")).to_have_text("Se déconnecter")
     context.close()
+
+
+def test_jupyterlab_opens_in_the_language_of_the_browser_that_started_it(browser, hub, shots):
+    hub.ensure_user("student")
+    if hub.server_model("student", "lab"):
+        hub.stop_server("student", "lab")
+    context, page = french_student(browser, hub)
+    page.goto(f"{hub.url}/hub/spawn")
+    page.locator('.mydocker-card[data-environment="lab"] .mydocker-start').click()
+    page.wait_for_url("**/user/student/lab/lab**", timeout=180_000)
+    expect(page.locator(".lm-MenuBar-itemLabel").first).to_have_text("Fichier", timeout=120_000)
+    page.screenshot(path=shots / "jupyterlab-fr.png")
+    context.close()
+    hub.stop_server("student", "lab")
 
 
 def test_a_french_student_follows_a_start_and_reads_why_it_failed_in_french(browser, hub, shots):

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from mydocker_hub.credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
-from mydocker_hub.i18n import pick_language
+from mydocker_hub.i18n import browser_languages, pick_language
 from mydocker_hub.swarm import diagnose
 from mydocker_hub.swarm.ports import PortRangeExhausted, parse_port_range, pick_free_ports
 from mydocker_hub.swarm.watcher import SwarmWatcher
@@ -134,6 +134,25 @@ def test_generated_passwords_are_distinct_and_long():
 )
 def test_language_from_accept_language(header, expected):
     assert pick_language(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        pytest.param(None, [], id="none"),
+        pytest.param("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7", ["fr-FR", "fr", "en-US", "en"], id="french-browser"),
+        pytest.param("en;q=0.3, de-CH ,fr;q=0.5", ["de-CH", "fr", "en"], id="q-values-then-order"),
+        pytest.param("*,fr;q=0", [], id="wildcard-and-refused"),
+        # what reaches a server's environment is only ever language tags
+        pytest.param('fr"; rm -rf /,en\n$(id),es', ["es"], id="hostile"),
+    ],
+)
+def test_browser_languages_keep_well_formed_tags_in_order(header, expected):
+    assert browser_languages(header) == expected
+
+
+def test_browser_languages_are_limited():
+    assert len(browser_languages(",".join(f"x-{i}" for i in range(100)))) == 8
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@
 # block third-party cookies.
 import json
 import os
+import sys
 from http.cookies import Morsel
 
 _settings = {}
@@ -28,3 +29,44 @@ if _idle > 0:
     c.TerminalManager.cull_interval = 60  # noqa: F821
 if _settings:
     c.ServerApp.tornado_settings = _settings  # noqa: F821 (c is provided by Jupyter)
+
+
+# MYDOCKER_LANGUAGES: the languages of the browser that started the server, most wanted first ("fr-FR fr en").
+# JupyterLab opens in the first of them it has a language pack for, as its default setting: a student who
+# picks another language in Settings › Language keeps it (JupyterLab saves it in the home). English is
+# JupyterLab's own language: it needs no pack and no setting.
+def _installed_jupyterlab_languages() -> list[str]:
+    from importlib.metadata import entry_points
+
+    return sorted(entry_point.name for entry_point in entry_points(group="jupyterlab.languagepack"))
+
+
+def _jupyterlab_language(wanted: list[str], installed: list[str]) -> str | None:
+    for tag in wanted:
+        parts = tag.replace("_", "-").split("-")
+        primary = parts[0].lower()
+        if primary == "en":
+            return None
+        same_language = [name for name in installed if name.split("_")[0].lower() == primary]
+        exact = [name for name in same_language if name.lower() == "_".join(parts).lower()]
+        if exact or same_language:
+            return (exact or same_language)[0]
+    return None
+
+
+def _open_jupyterlab_in_the_browsers_language() -> None:
+    app_dir = os.environ.get("JUPYTERLAB_DIR") or os.path.join(sys.prefix, "share", "jupyter", "lab")
+    overrides = os.path.join(app_dir, "settings", "overrides.d")
+    if not os.access(overrides, os.W_OK):
+        return  # an image that did not prepare it (images/minimal/Dockerfile does): JupyterLab stays in English
+    setting = os.path.join(overrides, "mydocker-language.json")
+    wanted = os.environ.get("MYDOCKER_LANGUAGES", "").split()
+    language = _jupyterlab_language(wanted, _installed_jupyterlab_languages()) if wanted else None
+    if language:
+        with open(setting, "w", encoding="utf-8") as f:
+            json.dump({"@jupyterlab/translation-extension:plugin": {"locale": language}}, f)
+    elif os.path.exists(setting):
+        os.remove(setting)  # a container started again by another browser
+
+
+_open_jupyterlab_in_the_browsers_language()

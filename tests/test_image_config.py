@@ -1,0 +1,65 @@
+"""The Jupyter server configuration that every image built on mydocker/minimal carries (images/minimal/).
+
+Run here on the host's Python: the functions it defines, and what it writes where JupyterLab reads its
+default settings. (The browser test of a French student's JupyterLab checks it inside a real container.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+CONFIG_FILE = Path(__file__).resolve().parent.parent / "images" / "minimal" / "jupyter_server_config.py"
+
+
+@pytest.fixture
+def lab_dir(tmp_path, monkeypatch):
+    lab = tmp_path / "lab"
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(lab))
+    monkeypatch.delenv("MYDOCKER_LANGUAGES", raising=False)
+    return lab
+
+
+def run_config(installed: list[str]) -> dict:
+    """Executes the file as Jupyter does; ``installed``: the language packs the image would have."""
+    namespace = {"c": Config(), "__file__": str(CONFIG_FILE)}
+    exec(compile(CONFIG_FILE.read_text(), str(CONFIG_FILE), "exec"), namespace)
+    namespace["_installed_jupyterlab_languages"] = lambda: installed
+    namespace["_open_jupyterlab_in_the_browsers_language"]()
+    return namespace
+
+
+@pytest.mark.parametrize(
+    "wanted, installed, expected",
+    [
+        pytest.param(["fr-FR", "fr", "en"], ["fr_FR"], "fr_FR", id="french-browser"),
+        pytest.param(["fr-CA", "en"], ["fr_FR"], "fr_FR", id="same-language-other-country"),
+        pytest.param(["pt-BR"], ["pt_BR", "pt_PT"], "pt_BR", id="exact-country-first"),
+        pytest.param(["en-US", "fr"], ["fr_FR"], None, id="english-first"),
+        pytest.param(["de", "fr"], ["fr_FR"], "fr_FR", id="first-with-a-pack"),
+        pytest.param(["de"], ["fr_FR"], None, id="no-pack"),
+    ],
+)
+def test_the_first_browser_language_with_a_pack_is_chosen(lab_dir, wanted, installed, expected):
+    assert run_config(installed)["_jupyterlab_language"](wanted, installed) == expected
+
+
+def test_a_french_start_makes_french_jupyterlab_s_default_and_an_english_one_removes_it(lab_dir, monkeypatch):
+    overrides = lab_dir / "settings" / "overrides.d"
+    overrides.mkdir(parents=True)
+    monkeypatch.setenv("MYDOCKER_LANGUAGES", "fr-FR fr en")
+    run_config(["fr_FR"])
+    setting = json.loads((overrides / "mydocker-language.json").read_text())
+    assert setting == {"@jupyterlab/translation-extension:plugin": {"locale": "fr_FR"}}
+    monkeypatch.setenv("MYDOCKER_LANGUAGES", "en-US en")
+    run_config(["fr_FR"])
+    assert not (overrides / "mydocker-language.json").exists()
+
+
+def test_an_image_without_the_writable_settings_directory_starts_unchanged(lab_dir, monkeypatch):
+    monkeypatch.setenv("MYDOCKER_LANGUAGES", "fr-FR")
+    run_config(["fr_FR"])
+    assert not lab_dir.exists()
