@@ -7,6 +7,7 @@ default settings. (The browser test of a French student's JupyterLab checks it i
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,16 @@ def lab_dir(tmp_path, monkeypatch):
     return lab
 
 
-def run_config(installed: list[str]) -> dict:
-    """Executes the file as Jupyter does; ``installed``: the language packs the image would have."""
+def run_config(installed: list[str], locales: tuple[str, ...] = ()) -> dict:
+    """Executes the file as Jupyter does, then again with what an image would have: ``installed`` language
+    packs, generated ``locales``."""
     namespace = {"c": Config(), "__file__": str(CONFIG_FILE)}
     exec(compile(CONFIG_FILE.read_text(), str(CONFIG_FILE), "exec"), namespace)
     namespace["_installed_jupyterlab_languages"] = lambda: installed
-    namespace["_open_jupyterlab_in_the_browsers_language"]()
+    namespace["_generated_locales"] = lambda: list(locales)
+    wanted = os.environ.get("MYDOCKER_LANGUAGES", "").split()
+    namespace["_open_jupyterlab_in_the_browsers_language"](wanted)
+    namespace["_speak_the_browsers_language"](wanted)
     return namespace
 
 
@@ -41,10 +46,12 @@ def run_config(installed: list[str]) -> dict:
         pytest.param(["en-US", "fr"], ["fr_FR"], None, id="english-first"),
         pytest.param(["de", "fr"], ["fr_FR"], "fr_FR", id="first-with-a-pack"),
         pytest.param(["de"], ["fr_FR"], None, id="no-pack"),
+        pytest.param(["fr"], ["fr_BE.utf8", "fr_CA.utf8", "fr_FR.utf8"], "fr_FR.utf8", id="language-own-country"),
+        pytest.param(["fr-CA"], ["fr_CA.utf8", "fr_FR.utf8"], "fr_CA.utf8", id="locale-same-region"),
     ],
 )
 def test_the_first_browser_language_with_a_pack_is_chosen(lab_dir, wanted, installed, expected):
-    assert run_config(installed)["_jupyterlab_language"](wanted, installed) == expected
+    assert run_config(installed)["_first_spoken"](wanted, installed) == expected
 
 
 def test_a_french_start_makes_french_jupyterlab_s_default_and_an_english_one_removes_it(lab_dir, monkeypatch):
@@ -57,6 +64,19 @@ def test_a_french_start_makes_french_jupyterlab_s_default_and_an_english_one_rem
     monkeypatch.setenv("MYDOCKER_LANGUAGES", "en-US en")
     run_config(["fr_FR"])
     assert not (overrides / "mydocker-language.json").exists()
+
+
+def test_programs_started_from_the_server_get_the_browsers_language_when_the_image_has_its_locale(lab_dir, monkeypatch):
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("MYDOCKER_LANGUAGES", "fr-FR fr en")
+    run_config([], locales=("C.utf8",))  # mydocker/minimal: no locale but C
+    assert os.environ["LANG"] == "C.UTF-8"
+    run_config([], locales=("C.utf8", "en_US.utf8", "fr_FR.utf8"))  # the desktop image
+    assert os.environ["LANG"] == "fr_FR.utf8"
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("MYDOCKER_LANGUAGES", "en-GB fr")
+    run_config([], locales=("C.utf8", "en_US.utf8", "fr_FR.utf8"))
+    assert os.environ["LANG"] == "C.UTF-8"
 
 
 def test_an_image_without_the_writable_settings_directory_starts_unchanged(lab_dir, monkeypatch):

@@ -5,6 +5,7 @@
 # block third-party cookies.
 import json
 import os
+import subprocess
 import sys
 from http.cookies import Morsel
 
@@ -32,36 +33,58 @@ if _settings:
 
 
 # MYDOCKER_LANGUAGES: the languages of the browser that started the server, most wanted first ("fr-FR fr en").
-# JupyterLab opens in the first of them it has a language pack for, as its default setting: a student who
-# picks another language in Settings › Language keeps it (JupyterLab saves it in the home). English is
-# JupyterLab's own language: it needs no pack and no setting.
+# - JupyterLab opens in the first of them it has a language pack for, as its default setting: a student who
+#   picks another language in Settings › Language keeps it (JupyterLab saves it in the home).
+# - Programs started from here (terminals, kernels, the desktop of images/desktop) get LANG set to the first
+#   of them the image has a generated locale for (`locale -a`; mydocker/minimal has none, so it stays C.UTF-8).
+# English comes first, or none is available: nothing changes (English is JupyterLab's and the system's own).
+def _language_and_region(name: str) -> tuple[str, str]:
+    """("fr", "FR") for a browser tag fr-FR, a language pack fr_FR or a locale fr_FR.utf8."""
+    parts = name.split(".")[0].replace("-", "_").split("_")
+    return parts[0].lower(), parts[1].upper() if len(parts) > 1 else ""
+
+
+def _first_spoken(wanted: list[str], available: list[str]) -> str | None:
+    """The name in ``available`` for the first language of ``wanted`` it has (same region preferred)."""
+    for tag in wanted:
+        language, region = _language_and_region(tag)
+        if language == "en":
+            return None
+        candidates = [name for name in available if _language_and_region(name)[0] == language]
+        if candidates:
+            # fr-CA: fr_CA if there, else the language's own country (fr_FR), else the first one
+            return min(
+                candidates,
+                key=lambda name: (
+                    _language_and_region(name)[1] != region,
+                    _language_and_region(name)[1] != language.upper(),
+                    name,
+                ),
+            )
+    return None
+
+
 def _installed_jupyterlab_languages() -> list[str]:
     from importlib.metadata import entry_points
 
     return sorted(entry_point.name for entry_point in entry_points(group="jupyterlab.languagepack"))
 
 
-def _jupyterlab_language(wanted: list[str], installed: list[str]) -> str | None:
-    for tag in wanted:
-        parts = tag.replace("_", "-").split("-")
-        primary = parts[0].lower()
-        if primary == "en":
-            return None
-        same_language = [name for name in installed if name.split("_")[0].lower() == primary]
-        exact = [name for name in same_language if name.lower() == "_".join(parts).lower()]
-        if exact or same_language:
-            return (exact or same_language)[0]
-    return None
+def _generated_locales() -> list[str]:
+    try:
+        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(name for name in listed if name.lower().endswith((".utf8", ".utf-8")))
 
 
-def _open_jupyterlab_in_the_browsers_language() -> None:
+def _open_jupyterlab_in_the_browsers_language(wanted: list[str]) -> None:
     app_dir = os.environ.get("JUPYTERLAB_DIR") or os.path.join(sys.prefix, "share", "jupyter", "lab")
     overrides = os.path.join(app_dir, "settings", "overrides.d")
     if not os.access(overrides, os.W_OK):
         return  # an image that did not prepare it (images/minimal/Dockerfile does): JupyterLab stays in English
     setting = os.path.join(overrides, "mydocker-language.json")
-    wanted = os.environ.get("MYDOCKER_LANGUAGES", "").split()
-    language = _jupyterlab_language(wanted, _installed_jupyterlab_languages()) if wanted else None
+    language = _first_spoken(wanted, _installed_jupyterlab_languages()) if wanted else None
     if language:
         with open(setting, "w", encoding="utf-8") as f:
             json.dump({"@jupyterlab/translation-extension:plugin": {"locale": language}}, f)
@@ -69,4 +92,12 @@ def _open_jupyterlab_in_the_browsers_language() -> None:
         os.remove(setting)  # a container started again by another browser
 
 
-_open_jupyterlab_in_the_browsers_language()
+def _speak_the_browsers_language(wanted: list[str]) -> None:
+    system_locale = _first_spoken(wanted, _generated_locales()) if wanted else None
+    if system_locale:
+        os.environ["LANG"] = system_locale
+
+
+_browser_languages = os.environ.get("MYDOCKER_LANGUAGES", "").split()
+_open_jupyterlab_in_the_browsers_language(_browser_languages)
+_speak_the_browsers_language(_browser_languages)
