@@ -151,6 +151,11 @@ def test_federation_login_outside_allowed_domains_is_refused(idhub):
     assert idhub.api("GET", "users/someone%40elsewhere.example").status_code == 404
 
 
+def test_an_unverified_address_in_an_allowed_domain_does_not_let_its_bearer_in(idhub):
+    claims = {"email": "mallory@universite.example", "email_verified": False}
+    assert federation_login(idhub, "mallory-sub", claims).status_code == 403
+
+
 def test_join_link_logs_in_through_the_federation_and_keeps_the_user_redirect(idhub):
     link = "/hub/join/lab/user-redirect/lab/tree/TP1.ipynb"
     anonymous = requests.get(idhub.url + link, allow_redirects=False, timeout=10)

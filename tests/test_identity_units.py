@@ -228,3 +228,35 @@ def test_a_registered_platform_becomes_a_valid_platform_entry_with_a_free_name(t
     store = RegisteredPlatformsFile(tmp_path / "registered.json")
     store.add(entry)
     assert store.load() == [entry] and (tmp_path / "registered.json").stat().st_mode & 0o777 == 0o600
+
+
+# -- allowed_domains ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "claims, allowed",
+    [
+        pytest.param({"email": "etu@universite.example"}, True, id="verified-email"),
+        pytest.param({"email": "etu@lab.universite.example"}, True, id="subdomain"),
+        pytest.param({"email": "x@elsewhere.example", "eduperson_principal_name": "x@universite.example"}, True, id="eppn"),
+        pytest.param(
+            {"email": "x@elsewhere.example", "eduperson_scoped_affiliation": ["member@universite.example"]},
+            True,
+            id="scoped-affiliation",
+        ),
+        pytest.param({"email": "mallory@universite.example", "email_verified": False}, False, id="unverified-email"),
+        # no e-mail: the username is sub@<federation_scope>, the provider's host, not the person's institution
+        pytest.param({}, False, id="issuer-scoped-username"),
+        pytest.param({"email": "x@universite.example.evil.org"}, False, id="lookalike-domain"),
+    ],
+)
+async def test_allowed_domains_trust_only_what_the_provider_vouches_for(claims, allowed):
+    from mydocker_hub.auth.authenticator import MyDockerAuthenticator
+
+    authenticator = MyDockerAuthenticator(
+        authorize_url="https://login.universite.example/authorize",
+        username_source="email",
+        allowed_domains={"universite.example"},
+    )
+    user_info = {"sub": "someone", **claims}
+    name = authenticator.user_info_to_username(user_info)
+    model = await authenticator.update_auth_model({"name": name, "auth_state": {"oauth_user": user_info}})
+    assert await authenticator.check_allowed(name, model) is allowed

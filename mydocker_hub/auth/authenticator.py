@@ -121,7 +121,8 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         config=True,
         help="""Federation logins whose e-mail, eppn or scoped affiliation ends in one of these domains are
         allowed (e.g. ``{"centralesupelec.fr", "universite-paris-saclay.fr"}``), in addition to
-        ``allow_all``, ``allowed_users`` and ``admin_users``. Default: empty.""",
+        ``allow_all``, ``allowed_users`` and ``admin_users``. An e-mail marked ``email_verified: false``
+        does not count. Default: empty.""",
     )
 
     # -- LTI 1.3 -------------------------------------------------------------------------------------
@@ -344,11 +345,24 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         auth_model["admin"] = role is Role.ADMIN
         auth_model["mydocker_door"] = "federation"
         auth_model["mydocker_role"] = role.value
-        domains = [auth_model["name"], str(user_info.get("email") or ""), str(user_info.get(self.eppn_claim) or "")]
-        domains += [a for a in affiliations if "@" in str(a)]
-        auth_model["auth_state"]["mydocker_domains_checked"] = [d for d in domains if d]
+        auth_model["auth_state"]["mydocker_domains_checked"] = self._institutional_addresses(user_info, affiliations)
         auth_model["auth_state"]["mydocker_groups"] = ROLE_GROUPS[role]
         return auth_model
+
+    def _institutional_addresses(self, user_info: dict, affiliations: list) -> list[str]:
+        """What ``allowed_domains`` is checked against: the addresses the identity provider vouches for.
+
+        Not the username: when the claims lack a usable e-mail/eppn it is ``sub@<federation_scope>``,
+        whose domain is the provider's, not the person's institution. Not an e-mail marked unverified.
+        """
+        addresses = []
+        email = user_info.get("email")
+        if isinstance(email, str) and user_info.get("email_verified") is not False:
+            addresses.append(email)
+        eppn = user_info.get(self.eppn_claim)
+        addresses += [eppn] if isinstance(eppn, str) else [e for e in eppn or [] if isinstance(e, str)]
+        addresses += [a for a in affiliations if isinstance(a, str) and "@" in a]
+        return [a for a in addresses if "@" in a]
 
     async def get_user_groups(self, auth_state):
         return set(auth_state.get("mydocker_groups") or [])
