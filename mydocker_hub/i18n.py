@@ -346,11 +346,11 @@ FRENCH = {
         "Déclarer en une étape (Moodle 4.x : inscription dynamique)"
     ),
     "In Moodle: Site administration › Plugins › Activity modules › External tool › Manage tools: paste this "
-    "link into Tool URL and press Add LTI Advantage, then activate the new tool. The link is valid until "
-    "%(expires)s.": (
+    "link into Tool URL and press Add LTI Advantage, then activate the new tool. The link registers one "
+    "platform, until %(expires)s.": (
         "Dans Moodle : Administration du site › Plugins › Modules d'activité › Outil externe › Gérer les outils : "
         "collez ce lien dans URL de l'outil et cliquez sur Ajouter LTI Advantage, puis activez le nouvel outil. "
-        "Le lien est valable jusqu'au %(expires)s."
+        "Le lien déclare une seule plateforme, jusqu'au %(expires)s."
     ),
     "Or register by hand": "Ou déclarer à la main",
     "None yet.": "Aucune pour l'instant.",

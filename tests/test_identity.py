@@ -532,6 +532,12 @@ def test_moodle_registers_the_hub_in_one_step_and_its_launches_work_at_once(idhu
         page.close()
         (tool,) = moodle.registered_tools
         assert tool["initiate_login_uri"] == f"{idhub.url}/hub/lti13/login"
+        # the link is spent: opened again (copied, leaked), it registers nothing
+        replayed = _session().get(
+            link, params={"openid_configuration": f"{moodle.url}/mod/lti/openid-configuration.php"}
+        )
+        assert replayed.status_code == 403 and "already used" in text(replayed)
+        assert len(moodle.registered_tools) == 1
         assert tool["redirect_uris"] == [f"{idhub.url}/hub/lti13/launch"]
         assert tool["jwks_uri"] == f"{idhub.url}/hub/lti13/jwks"
         messages = tool["https://purl.imsglobal.org/spec/lti-tool-configuration"]["messages"]

@@ -17,6 +17,7 @@ from mydocker_hub.lti.registration import (
     RegisteredPlatformsFile,
     RegistrationError,
     check_platform_configuration,
+    last_registration_ms,
     platform_entry,
     platform_name,
     registration_key,
@@ -191,14 +192,20 @@ MOODLE_CONFIGURATION = {
 }
 
 
-def test_registration_links_expire_and_cannot_be_forged():
+def test_registration_links_expire_cannot_be_forged_and_register_one_platform():
     secret = b"cookie-secret"
-    key = registration_key(secret, 2_000)
+    key = registration_key(secret, 500_000, 2_000)  # issued at 500 s (in ms), valid until 2 000 s
     assert registration_key_valid(secret, key, now=1_000)
     assert not registration_key_valid(secret, key, now=2_001)  # expired
     assert not registration_key_valid(b"another hub", key, now=1_000)
-    assert not registration_key_valid(secret, "9999999999." + key.split(".")[1], now=1_000)  # expiry moved
+    issued, _, signature = key.split(".")
+    assert not registration_key_valid(secret, f"{issued}.9999999999.{signature}", now=1_000)  # expiry moved
+    assert not registration_key_valid(secret, f"900000.2000.{signature}", now=1_000)  # issue time moved
     assert not registration_key_valid(secret, "", now=1_000)
+    # a platform registered (through it or a newer link) after it was issued: spent
+    assert not registration_key_valid(secret, key, last_registration_ms=600_000, now=1_000)
+    assert registration_key_valid(secret, key, last_registration_ms=400_000, now=1_000)
+    assert last_registration_ms([{"name": "a"}, {"registered_at_ms": 7}, {"registered_at_ms": 3}]) == 7
 
 
 @pytest.mark.parametrize(
@@ -217,12 +224,13 @@ def test_a_platform_configuration_is_checked(url, change, fragment):
 
 def test_a_registered_platform_becomes_a_valid_platform_entry_with_a_free_name(tmp_path):
     answer = {"client_id": "abc", "https://purl.imsglobal.org/spec/lti-tool-configuration": {"deployment_id": "4"}}
-    entry = platform_entry(MOODLE_CONFIGURATION, answer, taken_names={"moodle"})
+    entry = platform_entry(MOODLE_CONFIGURATION, answer, taken_names={"moodle"}, registered_at_ms=5)
     assert entry["name"] == "moodle-2" and entry["deployment_ids"] == ["4"] and entry["client_id"] == "abc"
     (platform,) = parse_platforms([entry])
+    assert platform.trust_admin_roles is False  # its site administrators are not the hub's
     assert platform.jwks_url.endswith("/mod/lti/certs.php") and platform.display_name.startswith("Moodle")
     with pytest.raises(RegistrationError, match="no deployment ID"):
-        platform_entry(MOODLE_CONFIGURATION, {"client_id": "abc"}, taken_names=set())
+        platform_entry(MOODLE_CONFIGURATION, {"client_id": "abc"}, taken_names=set(), registered_at_ms=5)
     assert platform_name("https://123.example.org", set()) == "123"
     assert platform_name("https://-x.example.org", set()) == "x"
     store = RegisteredPlatformsFile(tmp_path / "registered.json")
@@ -236,7 +244,9 @@ def test_a_registered_platform_becomes_a_valid_platform_entry_with_a_free_name(t
     [
         pytest.param({"email": "etu@universite.example"}, True, id="verified-email"),
         pytest.param({"email": "etu@lab.universite.example"}, True, id="subdomain"),
-        pytest.param({"email": "x@elsewhere.example", "eduperson_principal_name": "x@universite.example"}, True, id="eppn"),
+        pytest.param(
+            {"email": "x@elsewhere.example", "eduperson_principal_name": "x@universite.example"}, True, id="eppn"
+        ),
         pytest.param(
             {"email": "x@elsewhere.example", "eduperson_scoped_affiliation": ["member@universite.example"]},
             True,

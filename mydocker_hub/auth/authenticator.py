@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Float, Int, List, Set, Unicode, default, valid
 from ..handlers.pages import TEACHER_GROUP, extra_handlers
 from ..lti.handlers import lti_handlers
 from ..lti.platforms import Platform, parse_platforms
-from ..lti.registration import RegisteredPlatformsFile
+from ..lti.registration import RegisteredPlatformsFile, last_registration_ms
 from ..lti.tool import LtiTool
 from .course_roles import COURSE_PREFIX, course_group_name, sync_course_teacher_role
 from .roles import TEACHER_AFFILIATIONS, Role, map_role, teaches_course
@@ -190,9 +190,10 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         help="""The tool's name given to a platform at dynamic registration (Moodle's tool list shows it).""",
     )
     lti_registration_link_ttl = Int(
-        86400,
+        3600,
         config=True,
-        help="""Seconds a registration link shown on /hub/lti13/setup stays valid. Default: 86400 (a day).""",
+        help="""Seconds a registration link shown on /hub/lti13/setup stays valid; it also stops working once
+        a platform has registered through it or through a newer link. Default: 3600 (an hour).""",
     )
     lti_registered_platforms_file = Unicode(
         config=True,
@@ -240,6 +241,10 @@ class MyDockerAuthenticator(GenericOAuthenticator):
             self.log.error("LTI platforms registered through dynamic registration are ignored: %s", error)
             return []
         return entries
+
+    def last_lti_registration_ms(self) -> int:
+        """When a platform last registered through a registration link (older links are spent)."""
+        return last_registration_ms(self._registered_platform_entries())
 
     def register_platform(self, entry: dict) -> Platform:
         """Keep a platform registered through dynamic registration: checked, saved, usable at once."""

@@ -330,7 +330,7 @@ class LtiSetupHandler(_LtiHandler):
         registration_url, registration_expires = "", 0
         if self.authenticator.lti_dynamic_registration:
             registration_expires = int(time.time()) + self.authenticator.lti_registration_link_ttl
-            key = registration_key(self.settings["cookie_secret"], registration_expires)
+            key = registration_key(self.settings["cookie_secret"], int(time.time() * 1000), registration_expires)
             registration_url = self.public_url(self.hub_path("lti13", "register")) + "?" + urlencode({"key": key})
         html = await self.render_template(
             "lti_setup.html",
@@ -358,14 +358,20 @@ class LtiRegisterHandler(_LtiHandler):
             self.set_header("Content-Security-Policy", f"frame-ancestors 'self' {_origin_of(configuration_url)}")
 
     def _key_valid(self) -> bool:
-        return registration_key_valid(self.settings["cookie_secret"], self.get_argument("key", ""))
+        return registration_key_valid(
+            self.settings["cookie_secret"],
+            self.get_argument("key", ""),
+            last_registration_ms=self.authenticator.last_lti_registration_ms(),
+        )
 
     async def get(self):
         if not getattr(self.authenticator, "lti_dynamic_registration", False):
             raise web.HTTPError(404, "Dynamic registration is turned off on this hub (lti_dynamic_registration).")
         if not self._key_valid():
             raise web.HTTPError(
-                403, "This registration link is wrong or expired: take a new one from the hub's page /hub/lti13/setup."
+                403,
+                "This registration link is wrong, expired or already used (each link registers one platform): "
+                "take a new one from the hub's page /hub/lti13/setup.",
             )
         configuration_url = self.get_argument("openid_configuration", "")
         if urlsplit(configuration_url).scheme not in ("http", "https"):
@@ -385,8 +391,13 @@ class LtiRegisterHandler(_LtiHandler):
             answer = await _post_json(
                 configuration["registration_endpoint"], metadata, self.get_argument("registration_token", "")
             )
+            if not self._key_valid():  # another page used this link while the platform answered
+                raise RegistrationError(
+                    "this registration link was used meanwhile: take a new one from /hub/lti13/setup"
+                )
             taken = {platform.name for platform in self.authenticator.lti_tool.registry.platforms}
-            platform = self.authenticator.register_platform(platform_entry(configuration, answer, taken))
+            entry = platform_entry(configuration, answer, taken, registered_at_ms=int(time.time() * 1000))
+            platform = self.authenticator.register_platform(entry)
         except (RegistrationError, ValueError) as error:
             self.log.warning("LTI dynamic registration from %s failed: %s", configuration_url[:200], error)
             self.set_status(400)

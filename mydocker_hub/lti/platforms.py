@@ -10,7 +10,15 @@ from ..auth.usernames import USERNAME_SOURCES
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,29}$")
 REQUIRED = ("name", "issuer", "client_id", "deployment_ids", "auth_login_url", "jwks_url")
-KNOWN = set(REQUIRED) | {"title", "username_source", "eppn_parameter", "allow_embedding", "trust_admin_roles"}
+#: registered_at_ms: when a platform registered itself (dynamic registration); informative
+KNOWN = set(REQUIRED) | {
+    "title",
+    "username_source",
+    "eppn_parameter",
+    "allow_embedding",
+    "trust_admin_roles",
+    "registered_at_ms",
+}
 
 
 @dataclass(frozen=True)

@@ -31,22 +31,32 @@ class RegistrationError(Exception):
 
 
 # -- the registration link's key ------------------------------------------------------------------------
-def registration_key(secret: bytes, expires_at: int) -> str:
-    """``<expiry>.<signature>``: valid until ``expires_at`` (epoch seconds) for a hub with this secret."""
-    return f"{expires_at}.{_signature(secret, expires_at)}"
+def registration_key(secret: bytes, issued_at_ms: int, expires_at: int) -> str:
+    """``<issued ms>.<expiry>.<signature>``: valid until ``expires_at`` (epoch seconds) for a hub with this
+    secret, and until a platform registers through it or through any later link (see ``registration_key_valid``)."""
+    return f"{issued_at_ms}.{expires_at}.{_signature(secret, issued_at_ms, expires_at)}"
 
 
-def registration_key_valid(secret: bytes, key: str, now: float | None = None) -> bool:
-    expiry, _, signature = key.partition(".")
-    if not expiry.isdigit() or len(expiry) > 12:
+def registration_key_valid(secret: bytes, key: str, *, last_registration_ms: int = 0, now: float | None = None) -> bool:
+    """Signed by this hub, not expired, and issued after the last registration: each link registers one
+    platform (a link that leaked after its use registers nothing)."""
+    issued, _, rest = key.partition(".")
+    expiry, _, signature = rest.partition(".")
+    if not (issued.isdigit() and expiry.isdigit()) or len(issued) > 15 or len(expiry) > 12:
         return False
-    if int(expiry) < (time.time() if now is None else now):
+    if int(expiry) < (time.time() if now is None else now) or int(issued) <= last_registration_ms:
         return False
-    return hmac.compare_digest(signature, _signature(secret, int(expiry)))
+    return hmac.compare_digest(signature, _signature(secret, int(issued), int(expiry)))
 
 
-def _signature(secret: bytes, expires_at: int) -> str:
-    return hmac.new(secret, f"mydocker-lti-registration:{expires_at}".encode(), hashlib.sha256).hexdigest()[:40]
+def _signature(secret: bytes, issued_at_ms: int, expires_at: int) -> str:
+    message = f"mydocker-lti-registration:{issued_at_ms}:{expires_at}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
+
+
+def last_registration_ms(entries: list[dict]) -> int:
+    """When the last platform registered through a link (``registered_at_ms`` of the saved entries)."""
+    return max((int(entry.get("registered_at_ms") or 0) for entry in entries), default=0)
 
 
 # -- what the platform says about itself ----------------------------------------------------------------
@@ -97,8 +107,12 @@ def tool_client_metadata(*, launch_url: str, login_url: str, keyset_url: str, cl
     }
 
 
-def platform_entry(configuration: dict, answer: dict, taken_names: set[str]) -> dict:
-    """An ``lti_platforms`` entry from the platform's configuration and its answer to the registration."""
+def platform_entry(configuration: dict, answer: dict, taken_names: set[str], registered_at_ms: int) -> dict:
+    """An ``lti_platforms`` entry from the platform's configuration and its answer to the registration.
+
+    The platform's own administrators are not made hub admins (``trust_admin_roles: false``): an admin of
+    the hub may change that in the saved file once they trust that platform.
+    """
     if not isinstance(answer, dict) or not answer.get("client_id"):
         raise RegistrationError("the platform's answer to the registration has no client_id")
     tool_configuration = answer.get(TOOL_CONFIGURATION) or {}
@@ -117,6 +131,8 @@ def platform_entry(configuration: dict, answer: dict, taken_names: set[str]) -> 
         "deployment_ids": [str(deployment_id)],
         "auth_login_url": str(configuration["authorization_endpoint"]),
         "jwks_url": str(configuration["jwks_uri"]),
+        "trust_admin_roles": False,
+        "registered_at_ms": registered_at_ms,
     }
 
 
