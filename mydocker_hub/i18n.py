@@ -356,6 +356,17 @@ FRENCH = {
     "None yet.": "Aucune pour l'instant.",
     "Name": "Nom",
     "Embedding": "Intégration",
+    "The password of this environment cannot be read any more (the hub's key changed). Restart the "
+    "environment to get a new one.": (
+        "Le mot de passe de cet environnement ne peut plus être lu (la clé du hub a changé). Redémarrez "
+        "l'environnement pour en obtenir un nouveau."
+    ),
+    "All the network ports the hub may give servers are in use; please try again later.": (
+        "Tous les ports réseau que le hub peut attribuer aux serveurs sont occupés ; réessayez plus tard."
+    ),
+    "The server's container engine does not answer; please try again in a minute.": (
+        "Le moteur de conteneurs du serveur ne répond pas ; réessayez dans une minute."
+    ),
 }
 
 TRANSLATIONS = {"fr": FRENCH}

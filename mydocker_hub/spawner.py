@@ -35,7 +35,7 @@ from .sessions.policy import Availability, availability, closed_message, is_priv
 from .start_failure import StartFailed
 from .swarm import diagnose, names
 from .swarm.client import AsyncDocker
-from .swarm.ports import parse_port_range, pick_free_ports
+from .swarm.ports import PortRangeExhausted, parse_port_range, pick_free_ports
 from .swarm.specs import (
     MANAGED_LABEL,
     SECRET_SERVICE_LABEL,
@@ -241,7 +241,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
 
     # -- shared machinery ---------------------------------------------------------------------------
     _reserved_ports: set[int] = set()  # allocated by starts whose service is not yet listed
-    _suspect_ports: set[int] = set()  # found taken on a node by something outside Swarm
+    _suspect_ports: dict[int, float] = {}  # found taken on a node by something outside Swarm: port -> when
+    #: how long a port found taken by something outside Swarm is left alone
+    SUSPECT_PORT_SECONDS = 600.0
     _probing = 0  # starts of this hub waiting for their server to answer
     _start_slots = StartSlots()
     _stops = 0
@@ -419,7 +421,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         began = time.monotonic()
         await asyncio.to_thread(self.catalog.reload_if_changed)  # a `git pull` since the last look
         env = self.profile
-        slug = env.slug if env else (self.name or "default")
+        slug = env.slug if env else "unknown"  # a metric label per made-up server name would grow without end
         try:
             result = await self._start_environment(env, began)
         except SpawnException as e:
@@ -534,32 +536,47 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                     try:
                         return await self._create_and_wait(env, began, credentials, secrets)
                     except _PortConflict as conflict:
-                        # a process outside Swarm holds a port on the node: avoid those ports, pick others
-                        SwarmEnvironmentSpawner._suspect_ports.update(conflict.ports)
+                        # a process outside Swarm holds a port on the node: avoid those ports for a while
+                        suspects = SwarmEnvironmentSpawner._suspect_ports
+                        suspects.update(dict.fromkeys(conflict.ports, time.monotonic()))
                         self.log.warning("%s: %s (attempt %d)", self.service_name, conflict, attempt)
-                        await self.docker("remove_service", self.service_name)
+                        await self._remove_service([])  # its secrets serve the next attempt
                         self._emit(10, Message("A network port was taken on the server; trying another one"))
                 no_port = Message("No free network port could be found on the server; please try again.")
                 raise self._fail("port_conflict", no_port)
         except BaseException:
-            await self._remove_service_if_present()  # also forgets the secrets just created
+            try:
+                await self._remove_service_if_present()  # also forgets the secrets just created
+            except Exception as cleanup_error:  # the engine is gone too: the start's own error says more
+                self.log.warning("Could not remove %s after its failed start: %s", self.service_name, cleanup_error)
             raise
+
+    @classmethod
+    def _recent_suspect_ports(cls) -> set[int]:
+        """Ports found taken outside Swarm in the last ``SUSPECT_PORT_SECONDS`` (older ones are tried again)."""
+        now = time.monotonic()
+        for port, seen in list(cls._suspect_ports.items()):
+            if now - seen > cls.SUSPECT_PORT_SECONDS:
+                del cls._suspect_ports[port]
+        return set(cls._suspect_ports)
 
     async def _create_and_wait(self, env: Environment, began: float, credentials: Credentials, secrets: dict):
         watcher = self.watcher
         port_range = parse_port_range(self.host_port_range)
         wanted = (1 if env.serves_http else 0) + len(env.published_ports)
-        in_use = (
-            watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports | SwarmEnvironmentSpawner._suspect_ports
-        )
+        in_use = watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports | self._recent_suspect_ports()
         previous = self._last_node_ports or {}
         again = [previous.get(p.port) for p in env.published_ports]
         reuse = bool(again) and len(set(again)) == len(again)
         reuse = reuse and all(port in port_range and port not in in_use for port in again)
-        if reuse and await self._previous_container_gone():
-            allocated = pick_free_ports(port_range, in_use | set(again), 1 if env.serves_http else 0) + again
-        else:
-            allocated = pick_free_ports(port_range, in_use, wanted)
+        try:
+            if reuse and await self._previous_container_gone():
+                allocated = pick_free_ports(port_range, in_use | set(again), 1 if env.serves_http else 0) + again
+            else:
+                allocated = pick_free_ports(port_range, in_use, wanted)
+        except PortRangeExhausted as exhausted:
+            full = Message("All the network ports the hub may give servers are in use; please try again later.")
+            raise self._fail("no_port", full, f"{exhausted}: widen SwarmEnvironmentSpawner.host_port_range") from None
         SwarmEnvironmentSpawner._reserved_ports.update(allocated)
         ports = list(allocated)
         try:
@@ -701,7 +718,15 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         phase_marks: dict[str, float] = {}
         unschedulable_since = None
         while True:
-            await watcher.next_snapshot(timeout=10)
+            try:
+                await watcher.next_snapshot(timeout=10)
+            except asyncio.TimeoutError:
+                if watcher.healthy:
+                    continue
+                unreachable = Message("The server's container engine does not answer; please try again in a minute.")
+                raise self._fail(
+                    "engine_unreachable", unreachable, f"Docker engine unreachable: {watcher.last_error}"
+                ) from None
             tasks = watcher.tasks(self.service_name)
             if not tasks:
                 continue

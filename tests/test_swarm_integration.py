@@ -347,6 +347,13 @@ def test_a_port_taken_outside_swarm_is_avoided(tmp_path, run_prefix, docker_api)
         )
         published = [p["PublishedPort"] for p in service["Spec"]["EndpointSpec"]["Ports"]]
         assert published == [taken + 1]
+        # the range is now full (one port used, one taken outside Swarm): the next start says so at once
+        small_hub.ensure_user("latecomer")
+        message, seconds = small_hub.spawn_failure("latecomer", "lab")
+        assert "All the network ports the hub may give servers are in use" in message, message
+        assert seconds < 30
+        assert "widen SwarmEnvironmentSpawner.host_port_range" in small_hub.log()
+        assert 'mydocker_spawn_failures_total{environment="lab",reason="no_port"}' in small_hub.metrics()
         small_hub.stop_server("porter", "lab")
     finally:
         small_hub.stop()
@@ -476,3 +483,34 @@ def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not
     assert "Page introuvable" in text and "Il n&#39;y a pas d&#39;environnement no-such-thing ici." in text
     assert "Se déconnecter" in text and "Retour à mes environnements" in text
     assert "moons" not in session.get(f"{hub.url}/hub/no-such-page").text
+
+
+def test_a_changed_credentials_key_asks_for_a_restart_instead_of_breaking_the_page(tmp_path, run_prefix):
+    """The hub's credentials key replaced (e.g. moved to MYDOCKER_CRYPT_KEY without the old one): the
+    connection page of a running SSH environment says what to do instead of answering 500."""
+    from cryptography.fernet import Fernet
+
+    from .hubprocess import Hub
+
+    keyed_hub = Hub(tmp_path, run_prefix)
+    keyed_hub.start()
+    try:
+        keyed_hub.ensure_user("student")
+        keyed_hub.spawn("student", "ssh")
+        page = f"{keyed_hub.url}/hub/environments/student/ssh"
+        assert "data-secret=" in keyed_hub.login("student").get(page).content.decode()
+        keyed_hub.stop()
+        (tmp_path / "data" / "mydocker_crypt_key").write_text(Fernet.generate_key().decode())
+        keyed_hub.start()
+        response = keyed_hub.login("student").get(page)
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "mydocker-credentials-lost" in body and "Restart the environment to get a new one" in body
+        assert "data-secret=" not in body
+        # a restart gives the environment a new password, readable again
+        keyed_hub.stop_server("student", "ssh")
+        keyed_hub.spawn("student", "ssh")
+        assert "data-secret=" in keyed_hub.login("student").get(page).content.decode()
+        keyed_hub.stop_server("student", "ssh")
+    finally:
+        keyed_hub.stop()

@@ -10,6 +10,7 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from ..credentials import CredentialKeyError
 from ..environments import get_catalog
 from ..i18n import Message, current_language
 from ..sessions.policy import closed_message
@@ -89,7 +90,13 @@ class ConnectionHandler(_EnvironmentPage):
         env = spawner.profile
         lang = current_language.get()
         request_host = self.request.host
-        credentials = spawner.credentials() if spawner.ready and current.name == username else None
+        credentials, credentials_unreadable = None, False
+        if spawner.ready and current.name == username:
+            try:
+                credentials = spawner.credentials()
+            except CredentialKeyError as error:
+                self.log.warning("Credentials of %s cannot be decrypted: %s", spawner._log_name, error)
+                credentials_unreadable = True
         ssh_host = spawner.node_host_for_users(request_host) if spawner.ready else ""
         published = spawner.published_ports() if spawner.ready else {}
         server_url = f"{self.request.protocol}://{request_host}{url_path_join(owner.prefix, server_name)}/"
@@ -128,6 +135,7 @@ class ConnectionHandler(_EnvironmentPage):
             env=env,
             card=card_view(env, lang, spawner) if env else None,
             credentials=credentials,
+            credentials_unreadable=credentials_unreadable,
             show_username=bool(env and (env.display.show_username or env.published_ports)),
             show_password=bool(env and (env.display.show_password or env.published_ports)),
             links=links,
