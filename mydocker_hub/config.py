@@ -60,8 +60,9 @@ def _read_or_create_secret(path: Path, length: int = 12) -> str:
     if path.exists():
         return path.read_text().strip()
     value = secrets.token_urlsafe(length)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+    with os.fdopen(descriptor, "w") as f:
+        f.write(value + "\n")
     return value
 
 

@@ -105,7 +105,9 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         config=True,
         allow_none=True,
         help="""``UID:GID`` every environment runs as (images follow the jovyan convention, uid 1000).
-        Default: ``1000:100``. ``None`` keeps the image's own user; do that only for trusted images.""",
+        Default: ``1000:100``. ``None`` keeps the image's own user; do that only for trusted images. The
+        password and hub-token files belong to that uid (mode 0400); with ``None`` or a user name they are
+        root's with mode 0444, readable by whoever runs in that one container.""",
     )
     drop_capabilities = List(
         Unicode(),

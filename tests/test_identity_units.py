@@ -11,6 +11,7 @@ from mydocker_hub import config as mydocker_config
 from mydocker_hub.auth.course_roles import course_group_name, course_teacher_role
 from mydocker_hub.auth.roles import LIS, Role, map_role, teaches_course
 from mydocker_hub.auth.usernames import scoped_sub, username_from_claims
+from mydocker_hub.lti.keyset import KeysetCache, KeysetError
 from mydocker_hub.lti.launch import LaunchRejected, check_times
 from mydocker_hub.lti.platforms import parse_platforms
 from mydocker_hub.lti.registration import (
@@ -270,3 +271,36 @@ async def test_allowed_domains_trust_only_what_the_provider_vouches_for(claims, 
     name = authenticator.user_info_to_username(user_info)
     model = await authenticator.update_auth_model({"name": name, "auth_state": {"oauth_user": user_info}})
     assert await authenticator.check_allowed(name, model) is allowed
+
+
+# -- the platforms' keysets -------------------------------------------------------------------------------------
+class _FlakyKeysetCache(KeysetCache):
+    """The cache's policy, with the platform's keyset endpoint replaced by a switch (up / down)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.up, self.fetches = True, 0
+
+    async def _fetch(self, url):
+        self.fetches += 1
+        if not self.up:
+            raise KeysetError(f"the keyset at {url} could not be read (ConnectionRefusedError)")
+        return {"k1": "key one"}
+
+
+async def test_a_platform_down_at_refresh_time_still_has_its_known_keys_accepted():
+    cache = _FlakyKeysetCache(ttl=0, min_refresh_interval=0)  # every look is a refresh
+    assert await cache.key("https://moodle.example/certs", "k1") == "key one"
+    cache.up = False
+    assert await cache.key("https://moodle.example/certs", "k1") == "key one"
+    with pytest.raises(KeysetError, match="could not be read"):
+        await cache.key("https://moodle.example/certs", "k2")  # a key it never published
+
+
+async def test_a_platform_that_never_answered_is_not_asked_again_at_every_launch():
+    cache = _FlakyKeysetCache(min_refresh_interval=60)
+    cache.up = False
+    for _ in range(3):
+        with pytest.raises(KeysetError):
+            await cache.key("https://moodle.example/certs", "k1")
+    assert cache.fetches == 1

@@ -126,6 +126,23 @@ def test_the_hub_token_is_read_from_a_secret_file_never_put_in_the_spec():
 
 
 @pytest.mark.parametrize(
+    "run_as_user, owner",
+    [
+        pytest.param("1000:100", ("1000", "100", 0o400), id="default"),
+        pytest.param("2000:2000", ("2000", "2000", 0o400), id="another-uid"),
+        pytest.param("2000", ("2000", "0", 0o400), id="uid-only"),
+        pytest.param(None, ("0", "0", 0o444), id="the-image-s-user"),
+        pytest.param("jovyan", ("0", "0", 0o444), id="a-user-name"),
+    ],
+)
+def test_the_secret_files_are_readable_by_the_container_s_user(run_as_user, owner):
+    request = make_request(token_secret_id="tid", token_secret_name="x-tk-1", run_as_user=run_as_user)
+    spec = build_service_spec(make_env(), request)
+    for secret in container(spec)["Secrets"]:
+        assert (secret["File"]["UID"], secret["File"]["GID"], secret["File"]["Mode"]) == owner
+
+
+@pytest.mark.parametrize(
     "overrides, password, token",
     [
         pytest.param({}, False, True, id="jupyterlab"),

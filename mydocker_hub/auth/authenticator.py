@@ -383,7 +383,9 @@ class MyDockerAuthenticator(GenericOAuthenticator):
             claims["eppn"] = launch.custom[platform.eppn_parameter]
         username, used = username_from_claims(claims, source=platform.username_source, scope=platform.name)
         if used != platform.username_source:
-            self.log.info("LTI launch from %s without %s: using the issuer-scoped sub", platform.name, used)
+            self.log.info(
+                "LTI launch from %s without %s: using the issuer-scoped sub", platform.name, platform.username_source
+            )
         username = self.normalize_username(username)
         role = map_role(
             username=username,

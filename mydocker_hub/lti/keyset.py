@@ -36,6 +36,7 @@ class KeysetCache:
         self.min_refresh_interval = min_refresh_interval
         self.timeout = timeout
         self._entries: dict[str, _Entry] = {}
+        self._failed_at: dict[str, float] = {}  # last failed fetch of a keyset never read yet
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _fetch(self, url: str) -> dict[str, jwt.PyJWK]:
@@ -53,11 +54,16 @@ class KeysetCache:
         async with lock:
             entry = self._entries.get(url)
             now = time.monotonic()
-            if entry and now - entry.attempted_at < self.min_refresh_interval:
-                return
+            last_attempt = entry.attempted_at if entry else self._failed_at.get(url)
+            if last_attempt is not None and now - last_attempt < self.min_refresh_interval:
+                return  # a platform that is down is not asked again at every launch
             if entry:
                 entry.attempted_at = now
-            keys = await self._fetch(url)
+            try:
+                keys = await self._fetch(url)
+            except KeysetError:
+                self._failed_at[url] = now
+                raise
             self._entries[url] = _Entry(keys=keys, fetched_at=time.monotonic(), attempted_at=time.monotonic())
             log.info("LTI keyset %s: %d key(s)", url, len(keys))
 
@@ -65,7 +71,13 @@ class KeysetCache:
         entry = self._entries.get(url)
         stale = entry is None or time.monotonic() - entry.fetched_at > self.ttl
         if stale or kid not in entry.keys:
-            await self.refresh(url)
+            try:
+                await self.refresh(url)
+            except KeysetError as error:
+                if entry is None or kid not in entry.keys:
+                    raise
+                # the platform cannot be reached just now: the key it published before still proves the launch
+                log.warning("LTI keyset not refreshed, using the cached one: %s", error)
             entry = self._entries.get(url)
         if entry is None or kid not in entry.keys:
             raise KeysetError(f"the platform's keyset ({url}) has no key with kid {kid!r}")

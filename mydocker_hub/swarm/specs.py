@@ -46,7 +46,7 @@ class ServiceRequest:
     username: str
     server_name: str
     login: str
-    hub_env: dict[str, str]  # JUPYTERHUB_* variables from Spawner.get_env()
+    hub_env: dict[str, str] = field(repr=False)  # JUPYTERHUB_* variables from Spawner.get_env() (a token)
     server_port: int = 8888  # port jupyterhub-singleuser listens on inside the container
     http_host_port: int | None = None  # host-mode published port of the server, None if not published
     tcp_host_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
@@ -176,6 +176,18 @@ def endpoint(env: Environment, request: ServiceRequest) -> EndpointSpec:
     return EndpointSpec(ports=ports or None)
 
 
+def secret_file_owner(run_as_user: str | None) -> dict:
+    """Owner and mode of the secret files, so that the container's user (and only it) can read them.
+
+    ``"uid[:gid]"``: that user's, mode 0400. The image's own user (``None``) or a user name, whose uid the
+    hub cannot know: root's, mode 0444 (readable inside that one user's container only).
+    """
+    uid, _, gid = (run_as_user or "").partition(":")
+    if uid.isdigit() and (not gid or gid.isdigit()):
+        return {"uid": uid, "gid": gid or "0", "mode": 0o400}
+    return {"uid": "0", "gid": "0", "mode": 0o444}
+
+
 def build_service_spec(env: Environment, request: ServiceRequest) -> dict:
     """Keyword arguments for ``docker.APIClient.create_service``."""
     service_labels = labels(env, request)
@@ -190,9 +202,7 @@ def build_service_spec(env: Environment, request: ServiceRequest) -> dict:
                     secret_id=secret_id,
                     secret_name=secret_name,
                     filename=path.rsplit("/", 1)[1],
-                    uid="1000" if request.run_as_user else "0",
-                    gid="100" if request.run_as_user else "0",
-                    mode=0o400,
+                    **secret_file_owner(request.run_as_user),
                 )
             )
     container = ContainerSpec(
