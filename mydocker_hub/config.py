@@ -221,12 +221,34 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
 
 
 def finalize(c) -> None:
-    """Settings derived from others, applied after the escape hatch.
+    """Settings derived from others, applied after the escape hatch (which may have changed those)."""
+    _share_the_environments_directory(c)
+    _allow_embedding(c)
 
-    When an admin lets a registered LTI platform embed the hub (``allow_embedding``), the hub's and the
+
+def _share_the_environments_directory(c) -> None:
+    """The spawner's ``environments_dir``, set in the escape hatch, is the one every page and service reads."""
+    if "environments_dir" not in c.SwarmEnvironmentSpawner:
+        return  # not our configuration (apply() sets it)
+    environments_dir = c.SwarmEnvironmentSpawner.environments_dir
+    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    if settings.get("mydocker_environments_dir") == environments_dir:
+        return
+    settings["mydocker_environments_dir"] = environments_dir
+    c.JupyterHub.tornado_settings = settings
+    c.JupyterHub.template_vars = {
+        **c.JupyterHub.template_vars,
+        "mydocker_environment_of": _environment_lookup(environments_dir),
+    }
+    for service in c.JupyterHub.services:
+        if "MYDOCKER_ENVIRONMENTS_DIR" in service.get("environment", {}):
+            service["environment"] = {**service["environment"], "MYDOCKER_ENVIRONMENTS_DIR": environments_dir}
+
+
+def _allow_embedding(c) -> None:
+    """When an admin lets a registered LTI platform embed the hub (``allow_embedding``), the hub's and the
     servers' cookies become ``SameSite=None; Secure; Partitioned`` (the only ones that survive in Moodle's
-    iframe) and
-    every page may be framed by that platform (``Content-Security-Policy: frame-ancestors``).
+    iframe) and every page may be framed by that platform (``Content-Security-Policy: frame-ancestors``).
     """
     from .lti.platforms import PlatformRegistry, parse_platforms
 

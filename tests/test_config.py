@@ -1,0 +1,41 @@
+"""mydocker_hub.config: the defaults, and what the escape hatch (jupyterhub_config.d/) may change."""
+
+from __future__ import annotations
+
+import pytest
+from traitlets.config import Config
+
+from mydocker_hub import config as mydocker_config
+
+
+@pytest.fixture(autouse=True)
+def no_side_effects(monkeypatch, tmp_path):
+    """apply() reads and sets process-wide things: keep them to this test."""
+    monkeypatch.delenv("MYDOCKER_ENVIRONMENTS_DIR", raising=False)
+    monkeypatch.setenv("MYDOCKER_EXTRA_ENVIRONMENTS_DIRS", str(tmp_path / "build-environments"))  # apply() sets it
+    monkeypatch.setenv("MYDOCKER_HUB_IP", "127.0.0.1")  # no docker call for the bridge's address
+    monkeypatch.setenv("MYDOCKER_DB_URL", "postgresql://hub@db.example/jupyterhub")  # no process-wide SQLite hook
+
+
+def test_an_environments_directory_set_in_the_escape_hatch_is_read_by_every_page_and_service(tmp_path):
+    c = Config()
+    mydocker_config.apply(c, base_dir=tmp_path, data_dir=tmp_path / "data")
+    escape_hatch = tmp_path / "jupyterhub_config.d"
+    escape_hatch.mkdir()
+    (escape_hatch / "50-site.py").write_text('c.SwarmEnvironmentSpawner.environments_dir = "/srv/teachers-git"\n')
+    mydocker_config.load_escape_hatch(c, escape_hatch)
+    mydocker_config.finalize(c)
+    assert c.JupyterHub.tornado_settings["mydocker_environments_dir"] == "/srv/teachers-git"
+    readers = [s["name"] for s in c.JupyterHub.services if "MYDOCKER_ENVIRONMENTS_DIR" in s.get("environment", {})]
+    assert readers == ["idle-culler", "scheduler", "builder"]
+    for service in c.JupyterHub.services:
+        assert service["environment"]["MYDOCKER_ENVIRONMENTS_DIR"] == "/srv/teachers-git", service["name"]
+    assert "mydocker_environment_of" in c.JupyterHub.template_vars
+
+
+def test_without_an_escape_hatch_the_directory_is_the_repository_s(tmp_path):
+    c = Config()
+    mydocker_config.apply(c, base_dir=tmp_path, data_dir=tmp_path / "data")
+    mydocker_config.finalize(c)
+    assert c.JupyterHub.tornado_settings["mydocker_environments_dir"] == str(tmp_path / "environments")
+    assert c.SwarmEnvironmentSpawner.environments_dir == str(tmp_path / "environments")
