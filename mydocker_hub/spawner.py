@@ -23,7 +23,7 @@ from dockerspawner import SwarmSpawner
 from jupyterhub.spawner import SpawnException
 from markupsafe import Markup
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from traitlets import Bool, Float, Integer, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
 from . import metrics
 from .credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
@@ -41,6 +41,7 @@ from .swarm.specs import (
     SECRET_SERVICE_LABEL,
     ServiceRequest,
     build_service_spec,
+    home_volume_options,
     needs_password_file,
     runs_singleuser,
 )
@@ -167,6 +168,22 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         config=True,
         help="""Swarm generic resource kind reserved for ``resources.gpus`` (as declared in the nodes'
         ``daemon.json`` node-generic-resources). Default: ``NVIDIA-GPU``.""",
+    )
+    home_volume_driver = Unicode(
+        "local",
+        config=True,
+        help="""Docker volume driver of the home volumes. Default: ``local`` (the node's disk: on several
+        nodes, give it options for shared storage, see ``home_volume_driver_options``).""",
+    )
+    home_volume_driver_options = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="""Options Docker creates each home volume with (at its first start; an existing volume keeps
+        its own). Values may use ``{volume}`` (the volume's name), ``{username}`` and ``{size}`` (the
+        environment's ``home.size`` in bytes; an option using it is left out when the environment gives no
+        size). NFS shared by all nodes (the directory must exist on the server): ``{"type": "nfs", "o":
+        "addr=nfs.example.fr,rw,nfsvers=4.2", "device": ":/homes/{volume}"}``; a size limit with the local
+        driver on XFS with project quotas: ``{"size": "{size}"}``. Default: none.""",
     )
     node_pool_label = Unicode(
         "org.mydocker.pool",
@@ -585,6 +602,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             http_port = ports.pop(0) if env.serves_http else None
             tcp_ports = {p.port: ports.pop(0) for p in env.published_ports}
             self._last_node_ports = dict(tcp_ports)
+            home_volume = self._home_volume(env)
             request = ServiceRequest(
                 service_name=self.service_name,
                 username=self.user.name,
@@ -594,7 +612,14 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                 server_port=self.port,
                 http_host_port=http_port,
                 tcp_host_ports=tcp_ports,
-                home_volume=self._home_volume(env),
+                home_volume=home_volume,
+                home_volume_driver=self.home_volume_driver,
+                home_volume_options=home_volume_options(
+                    self.home_volume_driver_options,
+                    volume=home_volume or "",
+                    username=self.user.name,
+                    size=env.home.size,
+                ),
                 secret_id=secrets["password"]["ID"],
                 secret_name=secrets["password"]["Name"],
                 token_secret_id=secrets["token"]["ID"],

@@ -13,6 +13,7 @@ from mydocker_hub.swarm.specs import (
     PASSWORD_FILE,
     ServiceRequest,
     build_service_spec,
+    home_volume_options,
     needs_password_file,
     runs_singleuser,
 )
@@ -123,6 +124,27 @@ def test_the_hub_token_is_read_from_a_secret_file_never_put_in_the_spec():
     assert (shell, flag) == ("/bin/sh", "-c")
     assert script.endswith("&& exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888")
     assert f'JUPYTERHUB_API_TOKEN="$(cat {HUB_TOKEN_FILE})"' in script
+
+
+def test_home_volumes_are_created_with_the_configured_driver_and_filled_in_options():
+    options = home_volume_options(
+        {"type": "nfs", "o": "addr=nfs.example.fr,rw", "device": ":/homes/{volume}", "size": "{size}"},
+        volume="mydocker-home-alice",
+        username="alice",
+        size=5 * 1024**3,
+    )
+    assert options == {
+        "type": "nfs",
+        "o": "addr=nfs.example.fr,rw",
+        "device": ":/homes/mydocker-home-alice",
+        "size": str(5 * 1024**3),
+    }
+    assert "size" not in home_volume_options({"size": "{size}"}, volume="v", username="alice", size=None)
+    request = make_request(home_volume="mydocker-home-alice", home_volume_driver="local", home_volume_options=options)
+    [mount] = container(build_service_spec(make_env(), request))["Mounts"]
+    assert mount["VolumeOptions"]["DriverConfig"] == {"Name": "local", "Options": options}
+    [plain] = container(build_service_spec(make_env(), make_request(home_volume="v")))["Mounts"]
+    assert "DriverConfig" not in plain["VolumeOptions"]  # Docker's defaults, as before
 
 
 @pytest.mark.parametrize(

@@ -514,3 +514,37 @@ def test_a_changed_credentials_key_asks_for_a_restart_instead_of_breaking_the_pa
         keyed_hub.stop_server("student", "ssh")
     finally:
         keyed_hub.stop()
+
+
+def test_a_home_size_is_enforced_by_a_volume_driver_configured_for_it(tmp_path, run_prefix, docker_api):
+    """home.size reaches the home volume's driver through home_volume_driver_options' {size}. Shown here
+    with the local driver's tmpfs (a size-limited file system this machine has; production would use XFS
+    project quotas or NFS, which it has not): the student cannot write more than the environment says."""
+    from .hubprocess import TEST_IMAGE, Hub
+
+    environments = {
+        "small-home.yaml": f"title: Small home\nimage: {TEST_IMAGE}\nhome: {{type: environment, size: 8M}}\n",
+    }
+    options = {"type": "tmpfs", "device": "tmpfs", "o": "size={size},uid=1000,gid=100"}
+    sized_hub = Hub(
+        tmp_path,
+        run_prefix,
+        environments=environments,
+        extra_config=f"\nc.SwarmEnvironmentSpawner.home_volume_driver_options = {options!r}\n",
+    )
+    sized_hub.start()
+    try:
+        sized_hub.ensure_user("quota")
+        sized_hub.spawn("quota", "small-home")
+        service = service_of(docker_api, run_prefix, "quota", "small-home")
+        [mount] = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"]
+        volume = docker_api.inspect_volume(mount["Source"])
+        assert volume["Options"]["o"] == f"size={8 * 1024**2},uid=1000,gid=100"
+        container = running_container(docker_api, service["ID"])
+        small = docker_exec(docker_api, container, ["sh", "-c", "head -c 4000000 /dev/zero > ~/fits && echo ok"])
+        assert small.strip() == "ok"
+        big = docker_exec(docker_api, container, ["sh", "-c", "head -c 16000000 /dev/zero > ~/too-big; echo $?"])
+        assert big.strip().splitlines()[-1] != "0" and "No space left" in big, big
+        sized_hub.stop_server("quota", "small-home")
+    finally:
+        sized_hub.stop()

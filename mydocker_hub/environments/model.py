@@ -42,7 +42,7 @@ class Resources:
 class Home:
     type: str = "global"  # one of HOME_TYPES
     mount_path: str = "/home/jovyan"
-    size: int | None = None  # bytes; a quota hint for volume drivers that support it
+    size: int | None = None  # bytes; given to the home volume's driver ({size} in home_volume_driver_options)
 
 
 #: what a link button may open: web pages and the usual remote-access clients, never ``javascript:``/``data:``

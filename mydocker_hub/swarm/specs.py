@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from docker.types import (
     ContainerSpec,
+    DriverConfig,
     EndpointSpec,
     Mount,
     Placement,
@@ -51,6 +52,8 @@ class ServiceRequest:
     http_host_port: int | None = None  # host-mode published port of the server, None if not published
     tcp_host_ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
     home_volume: str | None = None
+    home_volume_driver: str = "local"  # the driver Docker creates the home volume with (first start only)
+    home_volume_options: dict[str, str] = field(default_factory=dict)  # its options, placeholders filled
     secret_id: str | None = None  # the Swarm secret holding the login's password (PASSWORD_FILE)
     secret_name: str | None = None
     token_secret_id: str | None = None  # the Swarm secret holding the hub API token (HUB_TOKEN_FILE)
@@ -139,14 +142,32 @@ def labels(env: Environment, request: ServiceRequest) -> dict[str, str]:
 def mounts(env: Environment, request: ServiceRequest) -> list[Mount]:
     if env.home.type == "none" or not request.home_volume:
         return []
+    driver = None
+    if request.home_volume_driver != "local" or request.home_volume_options:
+        driver = DriverConfig(request.home_volume_driver, dict(request.home_volume_options))
     return [
         Mount(
             target=env.home.mount_path,
             source=request.home_volume,
             type="volume",
             labels={MANAGED_LABEL: request.hub_label, USER_LABEL: request.username},
+            driver_config=driver,
         )
     ]
+
+
+def home_volume_options(templates: dict[str, str], *, volume: str, username: str, size: int | None) -> dict[str, str]:
+    """The home volume driver's options with ``{volume}``, ``{username}`` and ``{size}`` (bytes) filled in.
+
+    An option that needs ``{size}`` is left out for an environment that gives no ``home.size``.
+    """
+    options = {}
+    for name, template in templates.items():
+        if "{size}" in template and size is None:
+            continue
+        value = template.replace("{volume}", volume).replace("{username}", username)
+        options[name] = value.replace("{size}", str(size))
+    return options
 
 
 def resources(env: Environment, request: ServiceRequest) -> Resources:
