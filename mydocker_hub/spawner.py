@@ -649,10 +649,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             ready_began = time.monotonic()
             if env.serves_http:
                 await self._wait_for_http(env, node_ip, http_port)
+            for port in env.published_ports:
+                if port.required:  # the environment is useless without it: ready once it accepts connections
+                    await self._wait_for_tcp(env, node_ip, tcp_ports[port.port])
+            if env.serves_http:
                 target = (node_ip, http_port)
             else:
-                if tcp_ports:
-                    await self._wait_for_tcp(env, node_ip, next(iter(tcp_ports.values())))
                 target = await ConnectionStub.shared(
                     self.connection_stub_ip, self.connection_stub_port, self.hub.base_url
                 )
@@ -823,7 +825,7 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
         await self._probe_until(env, answers)
 
     async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
-        """Until the server's first SSH/TCP port accepts a connection, or its start fails."""
+        """Until the node's ``port`` (a required SSH/TCP port) accepts a connection, or the start fails."""
 
         async def answers() -> bool:
             try:

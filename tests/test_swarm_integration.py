@@ -360,6 +360,36 @@ def test_a_port_taken_outside_swarm_is_avoided(tmp_path, run_prefix, docker_api)
         holder.close()
 
 
+def test_an_environment_is_ready_when_its_required_ports_answer_not_its_optional_ones(hub, docker_api, run_prefix):
+    """An optional port nobody listens on (yet) does not hold the start; the required SSH port is waited for."""
+    import socket
+
+    from .hubprocess import SSH_IMAGE
+
+    (hub.environments / "optional-port.yaml").write_text(
+        f"""
+title: SSH with an optional tunnel
+image: {SSH_IMAGE}
+interface: ssh
+ports:
+  - {{name: Tunnel, port: 9999, type: tcp, required: false}}
+  - {{name: SSH, port: 2222, type: ssh}}
+"""
+    )
+    try:
+        hub.ensure_user("student2")
+        seconds = hub.spawn("student2", "optional-port")
+        assert seconds < 120, f"took {seconds:.0f}s"
+        service = service_of(docker_api, run_prefix, "student2", "optional-port")
+        published = {p["TargetPort"]: p["PublishedPort"] for p in service["Endpoint"].get("Ports", [])}
+        assert set(published) == {9999, 2222}
+        with socket.create_connection(("127.0.0.1", published[2222]), timeout=5) as ssh:
+            assert ssh.recv(64).startswith(b"SSH-")  # ready meant: its SSH server answers
+        hub.stop_server("student2", "optional-port")
+    finally:
+        (hub.environments / "optional-port.yaml").unlink()
+
+
 def test_join_link_starts_the_environment_and_carries_the_path(hub):
     hub.ensure_user("student2")
     if hub.server_model("student2", "lab"):
