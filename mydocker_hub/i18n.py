@@ -356,6 +356,51 @@ FRENCH = {
     "None yet.": "Aucune pour l'instant.",
     "Name": "Nom",
     "Embedding": "Intégration",
+    # image builder: error pages and the problems of mydocker-image.yaml
+    "No image %(name)r you may see.": "Aucune image %(name)r ne vous est visible.",
+    "Only the owners and editors of %(name)r (and admins) can build it: ask an owner to add you to its editors.": (
+        "Seuls les propriétaires et éditeurs de %(name)r (et les administrateurs) peuvent la construire : "
+        "demandez à un propriétaire de vous ajouter à ses éditeurs (editors)."
+    ),
+    "No build %(build)s of %(image)s.": "Aucune construction %(build)s de %(image)s.",
+    "Only a succeeded build can be tested: build it again, or pick one that succeeded.": (
+        "Seule une construction réussie peut être testée : relancez la construction, ou choisissez-en une réussie."
+    ),
+    "Image name: 1 to 40 lowercase letters, digits or dashes, like 'python-course'.": (
+        "Nom de l'image : 1 à 40 lettres minuscules, chiffres ou tirets, comme 'python-course'."
+    ),
+    "%(name)r exists and is not yours: pick another name.": (
+        "%(name)r existe déjà et ne vous appartient pas : choisissez un autre nom."
+    ),
+    "The Dockerfile is empty.": "Le Dockerfile est vide.",
+    "The context is larger than %(size)s MB: leave data out of it.": (
+        "Le contexte dépasse %(size)s Mo : laissez les données en dehors."
+    ),
+    "Upload refused, nothing was written: %(reason)s": "Dépôt refusé, rien n'a été écrit : %(reason)s",
+    "Problems in the images' files": "Problèmes dans les fichiers des images",
+    "Until they are fixed in the file, the faulty settings are ignored.": (
+        "Tant qu'ils ne sont pas corrigés dans le fichier, les réglages fautifs sont ignorés."
+    ),
+    "This file is a symbolic link leading outside the image directory, which is not allowed: put the file "
+    "itself in the image directory.": (
+        "Ce fichier est un lien symbolique qui sort du dossier de l'image, ce qui est interdit : placez le "
+        "fichier lui-même dans le dossier de l'image."
+    ),
+    "Not readable as YAML: %(error)s": "Illisible en YAML : %(error)s",
+    "Expected settings, one 'name: value' per line: owners, editors, viewers, public, base_image.": (
+        "Réglages attendus, un 'nom: valeur' par ligne : owners, editors, viewers, public, base_image."
+    ),
+    "Unknown setting %(key)r (a typo?): the settings are owners, editors, viewers, public, base_image.": (
+        "Réglage inconnu %(key)r (une faute de frappe ?) : les réglages sont owners, editors, viewers, public, "
+        "base_image."
+    ),
+    "%(key)s: expected a username or a list of usernames, like [jdupont@universite.example].": (
+        "%(key)s : un identifiant ou une liste d'identifiants est attendu, comme [jdupont@universite.example]."
+    ),
+    "public: expected true or false.": "public : true ou false attendu.",
+    "base_image: expected an image name, like mydocker/minimal:latest.": (
+        "base_image : un nom d'image est attendu, comme mydocker/minimal:latest."
+    ),
     "The password of this environment cannot be read any more (the hub's key changed). Restart the "
     "environment to get a new one.": (
         "Le mot de passe de cet environnement ne peut plus être lu (la clé du hub a changé). Redémarrez "

@@ -5,6 +5,7 @@ pulling the pushed build and a teacher's server running it; Chromium on the buil
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import subprocess
 import uuid
@@ -19,6 +20,7 @@ from playwright.sync_api import expect
 from mydocker_hub.builder.records import BuildStore
 from mydocker_hub.builder.runner import BuildRunner
 from mydocker_hub.builder.sources import load_sources
+from mydocker_hub.i18n import Message
 
 from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, wait_for
 
@@ -33,6 +35,10 @@ IMAGES = {
     ),
     "course-broken": (f"FROM {TEST_IMAGE}\nRUN echo one\nRUN exit 3\nRUN echo never\n", "owners: [teacher]\n"),
     "admins-only": (f"FROM {TEST_IMAGE}\n", None),
+    "course-viewed": (f"FROM {TEST_IMAGE}\n", "owners: [colleague]\nviewers: [teacher]\n"),
+    "course-typo": (f"FROM {TEST_IMAGE}\n", "owners: [teacher]\npublc: true\n"),
+    # hub-secret.txt: a link to the hub's cookie secret (made by the fixture)
+    "course-secret": (f"FROM {TEST_IMAGE}\nUSER 0\nCOPY hub-secret.txt /s\nRUN cat /s\n", "owners: [teacher]\n"),
 }
 
 
@@ -45,6 +51,7 @@ def bhub(tmp_path_factory, run_prefix, docker_api, registry):
         (images / name / "Dockerfile").write_text(dockerfile)
         if metadata:
             (images / name / "mydocker-image.yaml").write_text(metadata)
+    (images / "course-secret" / "hub-secret.txt").symlink_to(workdir / "data" / "jupyterhub_cookie_secret")
     hub = Hub(workdir, run_prefix + "b", environments={"lab.yaml": TEST_ENVIRONMENTS["lab.yaml"]})
     hub.env.update(MYDOCKER_IMAGES_DIR=str(images), MYDOCKER_REGISTRY=registry.host)
     hub.start()
@@ -131,6 +138,37 @@ def test_a_failing_dockerfile_reports_its_failing_step_and_keeps_the_log(bhub):
     assert "returned a non-zero code: 3" in record["log"]
     history = teacher.get(f"{bhub.url}/services/builder/images/course-broken").text
     assert "Step 3/4 : RUN exit 3" in history and "failed" in history
+
+
+def test_a_link_to_a_hub_secret_fails_the_build_and_never_reaches_its_log(bhub):
+    secret = (Path(bhub.workdir) / "data" / "jupyterhub_cookie_secret").read_text().strip()
+    assert secret
+    teacher, _ = builder_session(bhub, "teacher")
+    record = build(bhub, teacher, "course-secret")
+    assert record["status"] == "failed" and record["failing_step"] == "build context"
+    assert "hub-secret.txt is a symbolic link leading outside the image directory course-secret/" in record["log"]
+    assert "links that leave the image directory are not allowed" in record["log"]
+    assert secret not in record["log"] and "Step 1/" not in record["log"], "Docker never saw the context"
+
+
+def test_refusals_and_the_problems_of_image_files_reach_the_teacher(bhub):
+    teacher, _ = builder_session(bhub, "teacher")
+    refused = teacher.post(
+        f"{bhub.url}/services/builder/images/course-viewed/build",
+        data={"_xsrf": xsrf(teacher)},
+        headers={"Accept-Language": "fr-FR,fr;q=0.9"},
+    )
+    why = Message(
+        "Only the owners and editors of %(name)r (and admins) can build it: ask an owner to add you to its editors.",
+        name="course-viewed",
+    )
+    assert refused.status_code == 403 and "<h1 class='h3'>Erreur 403</h1>" in refused.text
+    assert html.escape(why.in_language("fr")) in refused.text, refused.text[-800:]
+    page = teacher.get(f"{bhub.url}/services/builder/").text
+    assert "<code>course-typo/mydocker-image.yaml</code>: Unknown setting &#x27;publc&#x27; (a typo?)" in page
+    teacher.get(f"{bhub.url}/services/builder/images/course-typo")
+    logged = bhub.log_lines("Image course-typo: course-typo/mydocker-image.yaml: Unknown setting 'publc'")
+    assert len(logged) == 1, logged
 
 
 def _zip(*entries: tuple[str, str]) -> bytes:

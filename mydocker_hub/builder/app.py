@@ -3,10 +3,15 @@
 Pages (behind the hub's OAuth; only holders of ``custom:mydocker-images:build``, i.e. teachers and admins):
 ``/services/builder/`` images and upload form, ``images/<name>`` history, ``builds/<name>/<id>`` live log,
 "test this build"; JSON at ``api/...``. See README.md.
+
+Reading the images' files, the build history and logs, and unpacking uploads happen in worker threads
+(``asyncio.to_thread``): the event loop keeps serving the other pages and the live logs meanwhile. Every page
+shows its errors the same way: the reason in the reader's language, never a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -18,16 +23,17 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Unicode
+from traitlets import Integer, Set, Unicode
 from traitlets.config import Application
 
-from ..i18n import Message
+from ..handlers.errors import PageError
+from ..i18n import Message, current_language, pick_language
 from ..service_loop import run_until_stopped
 from ..service_pages import LocalizedPage, page_shell, said
 from .archive import UploadRefused, extract_zip
-from .records import BuildStore
+from .records import BuildRecord, BuildStore
 from .runner import BuildRunner
-from .sources import IMAGE_NAME, load_sources, write_upload_metadata
+from .sources import IMAGE_NAME, ImageSource, load_sources, write_upload_metadata
 from .testserver import write_test_profile
 
 BUILD_SCOPE = "custom:mydocker-images:build"
@@ -49,22 +55,48 @@ class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
         user = self.current_user
         return user["name"], bool(user.get("admin"))
 
-    def sources(self):
-        return load_sources(self.app.images_path, self.app.uploads_path)
+    async def sources(self) -> dict[str, ImageSource]:
+        return await asyncio.to_thread(self.app.load_sources)
 
-    def source_or_404(self, name: str, *, build: bool = False):
-        source = self.sources().get(name)
+    async def source_or_404(self, name: str, *, build: bool = False) -> ImageSource:
+        source = (await self.sources()).get(name)
         username, admin = self.who()
         if source is None or not source.may_view(username, admin):
-            raise web.HTTPError(404, f"No image {name!r} you may see.")
+            raise PageError(404, Message("No image %(name)r you may see.", name=name))
         if build and not source.may_build(username, admin):
-            raise web.HTTPError(403, f"Only the owners and editors of {name!r} (and admins) can build it.")
+            raise PageError(
+                403,
+                Message(
+                    "Only the owners and editors of %(name)r (and admins) can build it: ask an owner to add you "
+                    "to its editors.",
+                    name=name,
+                ),
+            )
         return source
 
     def page(self, title: str, body: str) -> None:
         """``title``: plain text; ``body``: HTML."""
         user = self.current_user or {}
         self.finish(page_shell(title, body, username=user.get("name", "")))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """The error page of every page: the reason, in the reader's language when it is ours; no traceback."""
+        current_language.set(pick_language(self.request.headers.get("Accept-Language")))  # may precede prepare()
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, PageError):
+            reason = error.said.localized()
+        elif isinstance(error, web.HTTPError) and error.log_message:  # tornado's and the hub's own: English
+            reason = error.log_message % error.args if error.args else error.log_message
+        elif status_code >= 500:
+            reason = Message("Something went wrong").localized()
+        else:
+            reason = self._reason
+        try:
+            username = (self.current_user or {}).get("name", "")
+        except Exception:  # the error may be that the hub could not say who this is
+            username = ""
+        body = f"<p class='alert alert-danger page-error'>{e(reason)}</p>"
+        self.finish(page_shell(Message("Error %(code)s", code=status_code).localized(), body, username=username))
 
 
 def _status_badge(status: str) -> str:
@@ -74,16 +106,36 @@ def _status_badge(status: str) -> str:
     return f"<span class='badge bg-{colour} build-status' data-status='{e(status)}'>{e(status)}</span>"
 
 
+def _problems(sources) -> str:
+    """What is wrong in the files of ``sources`` (the images the reader sees), as HTML; empty when nothing is."""
+    items = "".join(
+        f"<li class='image-problem'><code>{e(problem.file)}</code>: {said(problem.what)}</li>"
+        for source in sources
+        for problem in source.problems
+    )
+    if not items:
+        return ""
+    title = said(Message("Problems in the images' files"))
+    advice = said(Message("Until they are fixed in the file, the faulty settings are ignored."))
+    return (
+        f"<div class='alert alert-warning image-problems'><h2 class='h6'>{title}</h2><p class='mb-1'>{advice}</p>"
+        f"<ul class='mb-0'>{items}</ul></div>"
+    )
+
+
 class ImagesPage(_Page):
+    def _visible_with_last_build(self, username: str, admin: bool) -> list[tuple[ImageSource, BuildRecord | None]]:
+        """In a worker thread: the images ``username`` sees, with their last build (or None)."""
+        visible = (s for s in self.app.load_sources().values() if s.may_view(username, admin))
+        return [(source, next(iter(self.app.store.history(source.name)), None)) for source in visible]
+
     @web.authenticated
-    def get(self):
+    async def get(self):
         username, admin = self.who()
+        listed = await asyncio.to_thread(self._visible_with_last_build, username, admin)
         rows = []
         build_label, yes = said(Message("Build")), said(Message("yes"))
-        for source in self.sources().values():
-            if not source.may_view(username, admin):
-                continue
-            last = next(iter(self.app.store.history(source.name)), None)
+        for source, last in listed:
             build = (
                 f"<form method='post' action='{self.prefix}images/{e(source.name)}/build' class='d-inline'>"
                 f"{self.xsrf_form_html()}<button class='btn btn-sm btn-primary build-button'>{build_label}</button>"
@@ -116,7 +168,8 @@ class ImagesPage(_Page):
         headers = (Message("Image"), Message("Source"), Message("Public"), Message("Last build"))
         self.page(
             Message("Environment images").localized(),
-            "<div class='table-responsive'><table class='table table-sm images'><thead><tr>"
+            _problems(source for source, _ in listed)
+            + "<div class='table-responsive'><table class='table table-sm images'><thead><tr>"
             + "".join(f"<th>{said(header)}</th>" for header in headers)
             + "<th></th></tr></thead><tbody>"
             + ("".join(rows) or f"<tr><td colspan='5'>{said(Message('No image yet.'))}</td></tr>")
@@ -127,14 +180,15 @@ class ImagesPage(_Page):
 
 class ImageHistoryPage(_Page):
     @web.authenticated
-    def get(self, name: str):
-        source = self.source_or_404(name)
+    async def get(self, name: str):
+        source = await self.source_or_404(name)
+        history = await asyncio.to_thread(self.app.store.history, source.name)
         rows = "".join(
             f"<tr class='build' data-build='{e(r.build_id)}'><td><a href='{self.prefix}builds/{e(r.image)}/"
             f"{e(r.build_id)}'>{e(r.build_id)}</a></td><td>{_status_badge(r.status)}</td><td>{e(r.author)}</td>"
             f"<td>{'' if r.duration is None else f'{r.duration:.0f} s'}</td><td>{e(r.failing_step)}</td>"
             f"<td><code>{e(r.reference)}</code></td></tr>"
-            for r in self.app.store.history(source.name)
+            for r in history
         )
         owners = ", ".join(source.owners) or said(Message("admins"))
         headers = (Message("Build ID"), Message("Status"), Message("By"), Message("Duration"), Message("Failing step"))
@@ -143,7 +197,8 @@ class ImageHistoryPage(_Page):
         self.page(
             Message("Image %(name)s", name=source.name).localized(),
             f"<p>{said(Message('Source: %(origin)s · owners: %(owners)s', origin=source.origin, owners=owners))}</p>"
-            "<div class='table-responsive'><table class='table table-sm history'><thead><tr>"
+            + _problems([source])
+            + "<div class='table-responsive'><table class='table table-sm history'><thead><tr>"
             + "".join(f"<th>{said(header)}</th>" for header in headers)
             + f"</tr></thead><tbody>{rows or f'<tr><td colspan=6>{no_build}</td></tr>'}</tbody></table></div>",
         )
@@ -151,8 +206,8 @@ class ImageHistoryPage(_Page):
 
 class BuildAction(_Page):
     @web.authenticated
-    def post(self, name: str):
-        source = self.source_or_404(name, build=True)
+    async def post(self, name: str):
+        source = await self.source_or_404(name, build=True)
         username, _ = self.who()
         record = self.app.runner.submit(source, username)
         self.redirect(f"{self.prefix}builds/{quote(record.image)}/{quote(record.build_id)}")
@@ -160,11 +215,11 @@ class BuildAction(_Page):
 
 class BuildPage(_Page):
     @web.authenticated
-    def get(self, name: str, build_id: str):
-        source = self.source_or_404(name)
+    async def get(self, name: str, build_id: str):
+        source = await self.source_or_404(name)
         record = self.app.store.load(source.name, build_id)
         if record is None:
-            raise web.HTTPError(404, "No such build.")
+            raise PageError(404, Message("No build %(build)s of %(image)s.", build=build_id, image=name))
         api = f"{self.prefix}api/builds/{quote(record.image)}/{quote(record.build_id)}"
         test = (
             f"<form method='post' action='{self.prefix}builds/{e(record.image)}/{e(record.build_id)}/test' "
@@ -192,12 +247,13 @@ class BuildPage(_Page):
 
 class BuildApi(_Page):
     @web.authenticated
-    def get(self, name: str, build_id: str):
-        source = self.source_or_404(name)
+    async def get(self, name: str, build_id: str):
+        source = await self.source_or_404(name)
         record = self.app.store.load(source.name, build_id)
         if record is None:
-            raise web.HTTPError(404, "No such build.")
-        text, offset = self.app.store.read_log(source.name, build_id, int(self.get_argument("offset", "0")))
+            raise PageError(404, Message("No build %(build)s of %(image)s.", build=build_id, image=name))
+        offset = int(self.get_argument("offset", "0"))
+        text, offset = await asyncio.to_thread(self.app.store.read_log, source.name, build_id, offset)
         self.set_header("Content-Type", "application/json")
         self.finish(
             json.dumps({**record.to_json(), "log": text, "offset": offset, "status_html": _status_badge(record.status)})
@@ -206,11 +262,13 @@ class BuildApi(_Page):
 
 class TestBuild(_Page):
     @web.authenticated
-    def post(self, name: str, build_id: str):
-        source = self.source_or_404(name, build=True)
+    async def post(self, name: str, build_id: str):
+        source = await self.source_or_404(name, build=True)
         record = self.app.store.load(source.name, build_id)
         if record is None or record.status != "succeeded":
-            raise web.HTTPError(409, "Only a succeeded build can be tested.")
+            raise PageError(
+                409, Message("Only a succeeded build can be tested: build it again, or pick one that succeeded.")
+            )
         username, _ = self.who()
         slug = write_test_profile(self.app.test_profiles_path, record, username)
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/")
@@ -219,29 +277,37 @@ class TestBuild(_Page):
 
 class Upload(_Page):
     @web.authenticated
-    def post(self):
+    async def post(self):
         username, admin = self.who()
         name = self.get_body_argument("name", "").strip()
         if not IMAGE_NAME.match(name):
-            raise web.HTTPError(400, "Image name: 1 to 40 lowercase letters, digits or dashes, like 'python-course'.")
-        existing = self.sources().get(name)
+            raise PageError(
+                400, Message("Image name: 1 to 40 lowercase letters, digits or dashes, like 'python-course'.")
+            )
+        existing = (await self.sources()).get(name)
         if existing is not None and not existing.may_build(username, admin):
-            raise web.HTTPError(403, f"{name!r} exists and is not yours: pick another name.")
+            raise PageError(403, Message("%(name)r exists and is not yours: pick another name.", name=name))
         dockerfile = self.get_body_argument("dockerfile", "")
         if not dockerfile.strip():
-            raise web.HTTPError(400, "The Dockerfile is empty.")
+            raise PageError(400, Message("The Dockerfile is empty."))
         files = self.request.files.get("context") or []
         data = files[0]["body"] if files else b""
         if len(data) > self.app.max_upload_mb * 1024**2:
-            raise web.HTTPError(413, f"The context is larger than {self.app.max_upload_mb} MB: leave data out of it.")
+            raise PageError(
+                413,
+                Message("The context is larger than %(size)s MB: leave data out of it.", size=self.app.max_upload_mb),
+            )
         destination = self.app.uploads_path / name
         try:
             if data:
-                extract_zip(data, destination, max_total_bytes=self.app.max_context_mb * 1024**2)
+                limit = self.app.max_context_mb * 1024**2
+                await asyncio.to_thread(extract_zip, data, destination, max_total_bytes=limit)
             else:
                 destination.mkdir(parents=True, exist_ok=True)
         except UploadRefused as refused:
-            raise web.HTTPError(400, f"Upload refused, nothing was written: {refused}") from None
+            raise PageError(
+                400, Message("Upload refused, nothing was written: %(reason)s", reason=str(refused))
+            ) from None
         (destination / "Dockerfile").write_text(dockerfile)
         wrapper = self.get_body_argument("wrapper", "")
         if wrapper.strip():
@@ -249,13 +315,13 @@ class Upload(_Page):
         write_upload_metadata(destination, username, bool(self.get_body_argument("public", "")))
         self.redirect(f"{self.prefix}images/{quote(name)}")
 
-    def write_error(self, status_code, **kwargs):
-        error = kwargs.get("exc_info", (None, None))[1]
-        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else ""
-        self.page(
-            Message("Error %(code)s", code=status_code).localized(),
-            f"<p class='alert alert-danger upload-error'>{e(message)}</p>",
-        )
+
+class NotFound(_Page):
+    """Any other address under the service's prefix: the same error page as the others."""
+
+    def prepare(self):
+        super().prepare()
+        raise PageError(404, Message("Page not found"))
 
 
 class BuilderApp(Application):
@@ -303,6 +369,8 @@ class BuilderApp(Application):
     max_upload_mb = Integer(50, config=True, help="Largest uploaded context archive, in MB. Default: 50.")
     max_context_mb = Integer(500, config=True, help="Largest uncompressed context, in MB. Default: 500.")
 
+    _logged_problems = Set(help="The problems of the images' files already logged: each is logged once.")
+
     aliases = {
         "images-dir": "BuilderApp.images_dir",
         "data-dir": "BuilderApp.data_dir",
@@ -325,6 +393,38 @@ class BuilderApp(Application):
     def test_profiles_path(self) -> Path:
         return Path(self.test_profiles_dir)
 
+    def load_sources(self) -> dict[str, ImageSource]:
+        """The images (reads their files: call it in a worker thread); logs each problem of their files once."""
+        sources = load_sources(self.images_path, self.uploads_path)
+        for source in sources.values():
+            for problem in map(str, source.problems):
+                if problem not in self._logged_problems:
+                    self._logged_problems.add(problem)
+                    self.log.warning("Image %s: %s", source.name, problem)
+        return sources
+
+    def web_app(self, prefix: str) -> web.Application:
+        """The service's pages under ``prefix``."""
+        name = r"([a-z0-9][a-z0-9-]{0,39})"
+        build = r"([0-9]+-[0-9]{14})"
+        return web.Application(
+            [
+                (prefix, ImagesPage),
+                (url_path_join(prefix, "upload"), Upload),
+                (url_path_join(prefix, f"images/{name}"), ImageHistoryPage),
+                (url_path_join(prefix, f"images/{name}/build"), BuildAction),
+                (url_path_join(prefix, f"builds/{name}/{build}"), BuildPage),
+                (url_path_join(prefix, f"builds/{name}/{build}/test"), TestBuild),
+                (url_path_join(prefix, f"api/builds/{name}/{build}"), BuildApi),
+                (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            ],
+            default_handler_class=NotFound,
+            builder=self,
+            service_prefix=prefix,
+            cookie_secret=os.urandom(32),
+            xsrf_cookies=True,
+        )
+
     def start(self):
         self.store = BuildStore(Path(self.data_dir) / "builds")
         self.runner = BuildRunner(
@@ -337,24 +437,7 @@ class BuilderApp(Application):
             log=self.log,
         )
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/builder/")
-        name = r"([a-z0-9][a-z0-9-]{0,39})"
-        build = r"([0-9]+-[0-9]{14})"
-        app = web.Application(
-            [
-                (prefix, ImagesPage),
-                (url_path_join(prefix, "upload"), Upload),
-                (url_path_join(prefix, f"images/{name}"), ImageHistoryPage),
-                (url_path_join(prefix, f"images/{name}/build"), BuildAction),
-                (url_path_join(prefix, f"builds/{name}/{build}"), BuildPage),
-                (url_path_join(prefix, f"builds/{name}/{build}/test"), TestBuild),
-                (url_path_join(prefix, f"api/builds/{name}/{build}"), BuildApi),
-                (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-            ],
-            builder=self,
-            service_prefix=prefix,
-            cookie_secret=os.urandom(32),
-            xsrf_cookies=True,
-        )
+        app = self.web_app(prefix)
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
         HTTPServer(app, max_body_size=(self.max_upload_mb + 5) * 1024**2).listen(url.port, url.hostname)
         self.log.info("Builder serving %s (registry: %s) at %s", prefix, self.registry or "none", time.ctime())

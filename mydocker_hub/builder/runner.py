@@ -1,16 +1,19 @@
 """Runs builds on the Docker engine: a limit across the service, one build at a time per image.
 
-The context is copied to a temporary directory with ``build-ca.crt`` (the CA bundle for downloads during
-the build, empty when none; images/README.md), the build runs off the event loop and streams its log
-into the build's log file line by line (the page shows it live), the last ``Step N/M`` seen is the failing
-step when it fails. A successful build is tagged ``<registry>/<namespace>/<image>:<build id>`` and pushed;
-the pushed digest makes the pinned reference environment files use.
+The image directory is copied, its symbolic links as links, to a temporary directory; a link leading outside
+the image directory fails the build (it could bring the hub's secrets into the build and its log). The copy
+gets ``build-ca.crt`` (the CA bundle for downloads during the build, empty when none; images/README.md), the
+build runs off the event loop and streams its log into the build's log file line by line (the page shows it
+live), the last ``Step N/M`` seen is the failing step when it fails. A successful build is tagged
+``<registry>/<namespace>/<image>:<build id>`` and pushed; the pushed digest makes the pinned reference
+environment files use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -20,9 +23,31 @@ from pathlib import Path
 import docker
 
 from .records import BuildRecord, BuildStore
-from .sources import ImageSource
+from .sources import ImageSource, leads_inside
 
 STEP = re.compile(r"^Step \d+/\d+ : .*")
+
+
+class LinkLeavesImage(RuntimeError):
+    """A symbolic link of an image directory that leads outside it; the message names it and says what to do."""
+
+
+def copy_context(directory: Path, context: Path) -> None:
+    """Copy the image ``directory`` into ``context``, links as links (their targets are never read).
+
+    Raises :class:`LinkLeavesImage` for a link of the copy that leads outside it (absolute, or through
+    ``..``): ``RUN cat`` would print what it points at, such as the hub's cookie secret, into the build log.
+    """
+    shutil.copytree(directory, context, dirs_exist_ok=True, symlinks=True)
+    for folder, subfolders, files in os.walk(context):  # links to folders are listed, not entered
+        for name in sorted(subfolders + files):
+            path = Path(folder, name)
+            if path.is_symlink() and not leads_inside(path, context):
+                raise LinkLeavesImage(
+                    f"{path.relative_to(context)} is a symbolic link leading outside the image directory "
+                    f"{directory.name}/: links that leave the image directory are not allowed. Replace it with "
+                    "a copy of the file it points to, or with a link to a file inside the image directory."
+                )
 
 
 class BuildRunner:
@@ -85,7 +110,11 @@ class BuildRunner:
         client = docker.APIClient(version="auto")
         context = Path(tempfile.mkdtemp(prefix="mydocker-build-"))
         try:
-            shutil.copytree(source.directory, context, dirs_exist_ok=True, symlinks=False)
+            try:
+                copy_context(source.directory, context)
+            except LinkLeavesImage:
+                record.failing_step = "build context"
+                raise
             ca = context / "build-ca.crt"
             if not ca.exists():
                 ca.write_bytes(Path(self.ca_bundle).read_bytes() if self.ca_bundle else b"")
