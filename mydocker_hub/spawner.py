@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import time
@@ -22,8 +23,7 @@ from docker.errors import APIError
 from dockerspawner import SwarmSpawner
 from jupyterhub.spawner import SpawnException
 from markupsafe import Markup
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import default
 
 from . import metrics
 from .credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
@@ -32,8 +32,9 @@ from .handlers.pages import TEACHER_GROUP
 from .handlers.stub import ConnectionStub
 from .i18n import Message, browser_languages
 from .sessions.policy import Availability, availability, closed_message, is_privileged
+from .spawner_settings import SwarmEnvironmentSettings
 from .start_failure import StartFailed
-from .swarm import diagnose, names
+from .swarm import diagnose, names, readiness
 from .swarm.client import AsyncDocker
 from .swarm.ports import PortRangeExhausted, parse_port_range, pick_free_ports
 from .swarm.specs import (
@@ -62,184 +63,8 @@ class _PortConflict(Exception):
         self.ports = ports
 
 
-class SwarmEnvironmentSpawner(SwarmSpawner):
-    """Spawn the environment named by the server name, as a Swarm service."""
-
-    environments_dir = Unicode(
-        "environments",
-        config=True,
-        help="""Directory of environment profiles (one YAML file each, kept in git by teachers).
-
-        Re-read whenever a file changes, no restart needed. Default: ``environments``
-        (relative to the hub's working directory). Example: ``/srv/mydocker/environments``.
-        """,
-    )
-    service_prefix = Unicode(
-        "mydocker",
-        config=True,
-        help="""Prefix of every Swarm service, volume and secret this hub creates, and value of their
-        ``org.mydocker.managed`` label. Two hubs sharing one Swarm need different prefixes.
-        Default: ``mydocker``. Must be a lowercase slug, e.g. ``mydocker-staging``.""",
-    )
-    host_port_range = Unicode(
-        "30000-32767",
-        config=True,
-        help="""Node ports (``LOW-HIGH``) for host-mode publishing of each server's HTTP port and of SSH/TCP
-        ports. Open them between the proxy and the nodes, and the SSH/TCP ones to users.
-        Default: ``30000-32767``.""",
-    )
-    node_address = Unicode(
-        "",
-        config=True,
-        help="""Address the hub and proxy use to reach published ports on nodes. Default (empty): each
-        node's own Swarm address (``docker node inspect`` Status.Addr). Example: ``10.0.0.5``.""",
-    )
-    public_host = Unicode(
-        "",
-        config=True,
-        help="""Host name shown to users for SSH/TCP connections (``ssh -p PORT login@HOST``).
-        Default (empty): the node address, or the host of the hub page when that address is loopback.
-        Example: ``mydocker.example.edu``.""",
-    )
-    run_as_user = Unicode(
-        "1000:100",
-        config=True,
-        allow_none=True,
-        help="""``UID:GID`` every environment runs as (images follow the jovyan convention, uid 1000).
-        Default: ``1000:100``. ``None`` keeps the image's own user; do that only for trusted images. The
-        password and hub-token files belong to that uid (mode 0400); with ``None`` or a user name they are
-        root's with mode 0444, readable by whoever runs in that one container.""",
-    )
-    drop_capabilities = List(
-        Unicode(),
-        default_value=["ALL"],
-        config=True,
-        help="""Linux capabilities removed from every container. Default: ``["ALL"]``.""",
-    )
-    docker_workers = Integer(
-        16,
-        config=True,
-        help="""Docker API calls that may run at once (a shared thread pool; stock DockerSpawner uses 1).
-        Default: 16.""",
-    )
-    watch_interval = Float(
-        5.0,
-        config=True,
-        help="""Seconds between listings of Swarm services and tasks when no start is waiting.
-        Default: 5. Every spawner reads the shared listing, so poll costs no Docker call.""",
-    )
-    watch_fast_interval = Float(
-        0.25,
-        config=True,
-        help="""Seconds between listings while some start is waiting for Swarm. Default: 0.25.""",
-    )
-    start_attempts = Integer(
-        2,
-        config=True,
-        help="""Containers that may fail while a server starts before the start fails with the last one's
-        reason (Swarm replaces a failed container by itself). A missing image, running out of memory and a
-        taken port fail at the first. Default: 2, so that a server that exits once because something it
-        needed was briefly unreachable still starts; 1 fails at the first failure of any kind.""",
-    )
-    concurrent_starts = Integer(
-        0,
-        config=True,
-        help="""Servers that may be starting at once, from the creation of their service until they answer;
-        the others wait in line, first come first served, and their progress page says how many are ahead.
-        A class asking at once then gets its first servers in seconds rather than all of them together at
-        the end (on 2 cores, 100 servers: half ready after about 1 minute instead of 2, the last as before).
-        Default: 0, meaning 2 per CPU of the Swarm's ready nodes; a negative value: no limit.""",
-    )
-    watch_follow_interval = Float(
-        1.0,
-        config=True,
-        help="""Seconds between listings at most while started servers are probed until they answer, so that
-        a container exiting meanwhile is seen before Swarm replaces it (0.05 s times the number of servers being
-        probed when that is longer, up to watch_interval: a class starting at once adds no listing). Default: 1.""",
-    )
-    unschedulable_grace = Float(
-        15.0,
-        config=True,
-        help="""Seconds a task may stay pending because no node has the resources or labels before the
-        start fails with that reason (Swarm retries meanwhile). Default: 15.""",
-    )
-    gpu_resource_kind = Unicode(
-        "NVIDIA-GPU",
-        config=True,
-        help="""Swarm generic resource kind reserved for ``resources.gpus`` (as declared in the nodes'
-        ``daemon.json`` node-generic-resources). Default: ``NVIDIA-GPU``.""",
-    )
-    home_volume_driver = Unicode(
-        "local",
-        config=True,
-        help="""Docker volume driver of the home volumes. Default: ``local`` (the node's disk: on several
-        nodes, give it options for shared storage, see ``home_volume_driver_options``).""",
-    )
-    home_volume_driver_options = Dict(
-        value_trait=Unicode(),
-        config=True,
-        help="""Options Docker creates each home volume with (at its first start; an existing volume keeps
-        its own). Values may use ``{volume}`` (the volume's name), ``{username}`` and ``{size}`` (the
-        environment's ``home.size`` in bytes; an option using it is left out when the environment gives no
-        size). NFS shared by all nodes (the directory must exist on the server): ``{"type": "nfs", "o":
-        "addr=nfs.example.fr,rw,nfsvers=4.2", "device": ":/homes/{volume}"}``; a size limit with the local
-        driver on XFS with project quotas: ``{"size": "{size}"}``. Default: none.""",
-    )
-    node_pool_label = Unicode(
-        "org.mydocker.pool",
-        config=True,
-        help="""Node label matched by ``resources.node_pool`` (``docker node update --label-add
-        org.mydocker.pool=gpu NODE``). Default: ``org.mydocker.pool``.""",
-    )
-    no_new_privileges = Bool(
-        True,
-        config=True,
-        help="""Ask Swarm for ``no-new-privileges`` (honoured by engines with API >= 1.44; older engines
-        need ``"no-new-privileges": true`` in the nodes' daemon.json, which scripts/ensure-system.sh and
-        ansible/site.yml write; a warning at the first start says when neither applies). Default: True.""",
-    )
-    session_early_access = Integer(
-        30 * 60,
-        config=True,
-        help="""Seconds before a class session's start from which its students see the environment (and
-        may start it, unless the session blocks starts before its start). Default: 1800.""",
-    )
-    frame_ancestors = List(
-        Unicode(),
-        config=True,
-        help="""Origins (``https://moodle.example.fr``) allowed to frame the servers, passed to images as
-        ``MYDOCKER_FRAME_ANCESTORS`` (see images/README.md). Set by mydocker_hub.config from the LTI
-        platforms whose embedding is enabled. Default: none (same origin only).""",
-    )
-    credentials_key_file = Unicode(
-        "mydocker_crypt_key",
-        config=True,
-        help="""Key file created on first use when neither MYDOCKER_CRYPT_KEY nor JUPYTERHUB_CRYPT_KEY is set
-        (fine for a single hub; set the variable in production). Default: ``mydocker_crypt_key``.""",
-    )
-    connection_stub_ip = Unicode(
-        "127.0.0.1",
-        config=True,
-        help="""Address of the small in-hub HTTP stub the proxy routes environments without a web
-        interface (SSH/TCP only) to; it redirects to their connection page. Default: ``127.0.0.1``.""",
-    )
-    connection_stub_port = Integer(
-        8083,
-        config=True,
-        help="""Port of that stub (fixed, so routes stay valid across hub restarts). Default: 8083.""",
-    )
-
-    port_conflict_attempts = Integer(
-        3,
-        config=True,
-        help="""Attempts with freshly chosen ports when Swarm reports a host port already in use on the node
-        (taken by something this hub does not manage). Default: 3.""",
-    )
-
-    @validate("host_port_range")
-    def _validate_port_range(self, proposal):
-        parse_port_range(proposal.value)
-        return proposal.value
+class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
+    """Spawn the environment named by the server name, as a Swarm service (settings: the parent class)."""
 
     @default("port")
     def _default_port(self):
@@ -263,7 +88,6 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
     _suspect_ports: dict[int, float] = {}  # found taken on a node by something outside Swarm: port -> when
     #: how long a port found taken by something outside Swarm is left alone
     SUSPECT_PORT_SECONDS = 600.0
-    _probing = 0  # starts of this hub waiting for their server to answer
     _start_slots = StartSlots()
     _stops = 0
     _warned_no_new_privileges = False
@@ -648,10 +472,12 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
                 node_ip = "127.0.0.1"
             ready_began = time.monotonic()
             if env.serves_http:
-                await self._wait_for_http(env, node_ip, http_port)
+                url = f"http://{node_ip}:{http_port}{self.server.base_url}api"
+                await self._wait_for(env, functools.partial(readiness.http_answers, url))
             for port in env.published_ports:
                 if port.required:  # the environment is useless without it: ready once it accepts connections
-                    await self._wait_for_tcp(env, node_ip, tcp_ports[port.port])
+                    node_port = tcp_ports[port.port]
+                    await self._wait_for(env, functools.partial(readiness.tcp_answers, node_ip, node_port))
             if env.serves_http:
                 target = (node_ip, http_port)
             else:
@@ -809,56 +635,10 @@ class SwarmEnvironmentSpawner(SwarmSpawner):
             self._emit(30, Message("The environment stopped while starting; starting it again"))
         return None
 
-    async def _wait_for_http(self, env: Environment, ip: str, port: int) -> None:
-        """Until the server answers (any HTTP status), or its start fails."""
-        url = f"http://{ip}:{port}{self.server.base_url}api"
-        client = AsyncHTTPClient()
-
-        async def answers() -> bool:
-            try:
-                await client.fetch(HTTPRequest(url, request_timeout=3, connect_timeout=2), raise_error=False)
-                return True
-            except Exception as e:  # refused / reset while the server boots
-                self.log.debug("%s not answering yet: %s", self._log_name, e)
-                return False
-
-        await self._probe_until(env, answers)
-
-    async def _wait_for_tcp(self, env: Environment, ip: str, port: int) -> None:
-        """Until the node's ``port`` (a required SSH/TCP port) accepts a connection, or the start fails."""
-
-        async def answers() -> bool:
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
-                writer.close()
-                return True
-            except (OSError, asyncio.TimeoutError):
-                return False
-
-        await self._probe_until(env, answers)
-
-    async def _probe_until(self, env: Environment, answers: Callable[[], Awaitable[bool]]) -> None:
-        """Ask ``answers()`` until it says yes; fail as soon as the task's failures end the start.
-
-        A refused connection costs nothing, so ask often at first (servers start in seconds), then calm down.
-        """
-        SwarmEnvironmentSpawner._probing += 1
-        try:
-            with self.watcher.following():
-                while True:
-                    failure = self._task_failure(env)
-                    if failure:
-                        raise failure
-                    if await answers():
-                        return
-                    await asyncio.sleep(self._probe_interval())
-        finally:
-            SwarmEnvironmentSpawner._probing -= 1
-
-    @classmethod
-    def _probe_interval(cls) -> float:
-        """0.1 s for a lone start; with a class starting at once, about 20 probes a second in all."""
-        return min(2.0, max(0.1, cls._probing / 20))
+    async def _wait_for(self, env: Environment, answers: Callable[[], Awaitable[bool]]) -> None:
+        """Until ``answers()`` says the server is up, or Swarm says its start failed."""
+        with self.watcher.following():
+            await readiness.probe_until(answers, lambda: self._task_failure(env))
 
     # -- poll and stop ------------------------------------------------------------------------------
     async def poll(self):
