@@ -25,6 +25,7 @@ FRENCH = {
     "Catalogue": "Catalogue",
     "Start": "Démarrer",
     "Open": "Ouvrir",
+    "Details": "Détails",
     "Stop": "Éteindre",
     "Restart": "Redémarrer",
     "Connection": "Connexion",
@@ -112,6 +113,13 @@ FRENCH = {
     # sessions and timers
     "Class session until": "Séance jusqu'à",
     "stopped at the end (your files are kept)": "éteint à la fin (vos fichiers sont conservés)",
+    "stopped at the end, and its files lost (no home folder)": (
+        "éteint à la fin, et ses fichiers perdus (pas de dossier personnel)"
+    ),
+    "this environment will be stopped and its files lost (it has no home folder): save your work elsewhere.": (
+        "cet environnement sera éteint et ses fichiers perdus (il n'a pas de dossier personnel) : "
+        "enregistrez votre travail ailleurs."
+    ),
     "Opens at": "Ouvre le",
     "The class session ends at": "La séance se termine à",
     "this environment will be stopped, your files are kept.": (

@@ -52,8 +52,15 @@ def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
     row = page.locator('.home-server-row[data-server-name="lab"]')
     expect(row.locator(".mydocker-status")).to_have_attribute("data-status", "running")
     page.screenshot(path=shots / "home-en.png", full_page=True)
-    # its connection page opens the interface and stops it
-    row.locator("a", has_text="Connection").click()
+    expect(row.locator(".mydocker-open")).to_have_attribute("href", "/user/student/lab/")  # one click to it
+    # on a phone the row's buttons are on the screen, not past its edge
+    page.set_viewport_size({"width": 390, "height": 844})
+    box = row.locator(".mydocker-stop").bounding_box()
+    assert box and box["x"] + box["width"] <= 390, box
+    page.screenshot(path=shots / "home-phone.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # its details page opens the interface and stops it
+    row.locator(".mydocker-details").click()
     expect(page.locator(".mydocker-open-interface")).to_have_attribute("href", "/user/student/lab/")
     page.screenshot(path=shots / "connection-lab.png", full_page=True)
     page.locator(".mydocker-stop").click()
