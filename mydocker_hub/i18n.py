@@ -248,8 +248,13 @@ FRENCH = {
     "Supports Deep Linking (Content-Item Message)": "Prend en charge Deep Linking (Content-Item Message)",
     "Content Selection URL": "URL de sélection de contenu",
     "Default launch container": "Conteneur de lancement par défaut",
-    "New window (or Embed once embedding is enabled below)": (
-        "Nouvelle fenêtre (ou Intégré, une fois l'intégration activée ci-dessous)"
+    "New window (Embed for a platform whose embedding the hub's administrator allowed: allow_embedding in "
+    "lti_platforms)": (
+        "Nouvelle fenêtre (Intégré pour une plateforme dont l'administrateur du hub a permis l'intégration : "
+        "allow_embedding dans lti_platforms)"
+    ),
+    "Only administrators can see the LTI registration values.": (
+        "Seuls les administrateurs peuvent voir les valeurs de déclaration LTI."
     ),
     "Share launcher's email with tool": "Partager l'adresse de courriel du lanceur avec l'outil",
     "Always (usernames are e-mail addresses)": "Toujours (les identifiants sont des adresses de courriel)",

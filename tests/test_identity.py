@@ -33,8 +33,8 @@ access: {{groups: [course-moodle-7]}}
 
 
 def text(response: requests.Response) -> str:
-    """The page as a person reads it (the hub's error pages escape quotes)."""
-    return html.unescape(response.text)
+    """The page as a person reads it (the hub's error pages escape quotes and name no charset: UTF-8)."""
+    return html.unescape(response.content.decode())
 
 
 def _session() -> requests.Session:
@@ -360,7 +360,11 @@ def test_tool_keyset_and_moodle_setup_page(idhub):
     assert setup.status_code == 200
     for path in ("/hub/lti13/login", "/hub/lti13/launch", "/hub/lti13/jwks"):
         assert f"{idhub.url}{path}" in setup.text
-    assert idhub.login("student").get(f"{idhub.url}/hub/lti13/setup").status_code == 403
+    refused = idhub.login("student").get(f"{idhub.url}/hub/lti13/setup", headers={"Accept-Language": "fr"})
+    assert refused.status_code == 403
+    assert "Seuls les administrateurs peuvent voir les valeurs de déclaration LTI." in text(refused)
+    french = admin.get(f"{idhub.url}/hub/lti13/setup", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert "Le lien déclare une seule plateforme, jusqu'au" in html.unescape(text(french))
 
 
 # -- in a real browser ------------------------------------------------------------------------------------------

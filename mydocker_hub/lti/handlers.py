@@ -22,7 +22,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..cookies import enable_partitioned_cookies
 from ..environments import get_catalog
-from ..i18n import current_language
+from ..handlers.errors import PageError
+from ..i18n import Message, current_language
 from .deep_linking import content_item, response_jwt
 from .launch import DEEP_LINKING, RESOURCE_LINK, LaunchRejected
 from .registration import (
@@ -317,7 +318,7 @@ class LtiSetupHandler(_LtiHandler):
     @web.authenticated
     async def get(self):
         if not self.current_user.admin:
-            raise web.HTTPError(403, "Only administrators can see the LTI registration values.")
+            raise PageError(403, Message("Only administrators can see the LTI registration values."))
         tool = getattr(self.authenticator, "lti_tool", None)
         urls = {
             "tool_url": self.public_url(self.hub_path("lti13", "launch")),
