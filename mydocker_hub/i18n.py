@@ -26,6 +26,11 @@ FRENCH = {
     "Start": "Démarrer",
     "Open": "Ouvrir",
     "Details": "Détails",
+    "These are the environments of %(name)s: what you start here runs as them.": (
+        "Voici les environnements de %(name)s : ce que vous démarrez ici tourne à son nom."
+    ),
+    "Back to the administration": "Retour à l'administration",
+    "An environment of %(name)s.": "Un environnement de %(name)s.",
     "Stop": "Éteindre",
     "Restart": "Redémarrer",
     "Connection": "Connexion",
@@ -120,7 +125,7 @@ FRENCH = {
         "cet environnement sera éteint et ses fichiers perdus (il n'a pas de dossier personnel) : "
         "enregistrez votre travail ailleurs."
     ),
-    "Opens at": "Ouvre le",
+    "Opens at": "Ouverture :",
     "The class session ends at": "La séance se termine à",
     "this environment will be stopped, your files are kept.": (
         "cet environnement sera éteint, vos fichiers sont conservés."

@@ -390,6 +390,16 @@ ports:
         (hub.environments / "optional-port.yaml").unlink()
 
 
+def test_an_admin_acting_for_a_student_is_told_whose_environments_they_see(hub, lab):
+    admin = hub.login("admin")
+    catalogue = admin.get(f"{hub.url}/hub/spawn/student").content.decode()
+    assert "These are the environments of student: what you start here runs as them." in catalogue
+    details = admin.get(f"{hub.url}/hub/environments/student/lab").content.decode()
+    assert "An environment of student." in details and "Back to the administration" in details
+    own = hub.login("student").get(f"{hub.url}/hub/environments/student/lab").content.decode()
+    assert "An environment of" not in own and "Back to my environments" in own
+
+
 def test_join_link_starts_the_environment_and_carries_the_path(hub):
     hub.ensure_user("student2")
     if hub.server_model("student2", "lab"):

@@ -28,9 +28,11 @@ async def render_catalogue(spawner) -> str:
     if jinja_env is None:
         return ""
     template = jinja_env.get_template("catalogue.html")
+    viewer = handler.current_user
     return await template.render_async(
         cards=cards,
         user=user,
+        acting_for=user.name if viewer is not None and viewer.name != user.name else "",
         base_url=handler.hub.base_url,
         format_bytes=format_bytes,
     )
