@@ -119,6 +119,22 @@ def test_bad_files_are_explained(text, line, field, fragment):
     assert all(str(e).startswith("environments/course.yaml:") for e in errors)
 
 
+def test_one_validation_shows_every_mistake_of_a_file():
+    """A schema error (a misspelt interface) does not hide the values that do not convert."""
+    text = (
+        "title: Bad\nimage: mydocker/minimal:latest\ninterface: jupyterlabb\n"
+        "resources: {cpu_limit: two, memory_limit: 4 gigs}\nidle_timeout: soon\n"
+    )
+    environment, errors = load_text(text, "environments/bad.yaml")
+    assert environment is None
+    assert [(e.line, e.field) for e in errors] == [
+        (3, "interface"),
+        (4, "resources.cpu_limit"),
+        (4, "resources.memory_limit"),
+        (5, "idle_timeout"),
+    ], [str(e) for e in errors]
+
+
 def test_hostile_input_never_crashes():
     for text in ["\x00\x01binary", "a: " + "[" * 500, "title: x\nimage: y\nports: " + "1" * 5000, "{" * 10000]:
         environment, errors = load_text(text, "x.yaml")

@@ -176,7 +176,8 @@ def load_text(text: str, source_file: str) -> tuple[Environment | None, list[Pro
     data = _normalise(data)
     errors = _schema_errors(data, positions, source_file)
     if errors:
-        return None, errors
+        errors += _conversion_errors_beside(errors, data, positions, source_file)
+        return None, sorted(errors, key=lambda error: error.line)
     slug = data.get("slug") or _slug_from_file(source_file)
     if not SLUG_PATTERN.match(slug):
         return None, [
@@ -190,6 +191,19 @@ def load_text(text: str, source_file: str) -> tuple[Environment | None, list[Pro
         ]
     environment, errors = _build(data, slug, positions, source_file)
     return (None, errors) if errors else (environment, [])
+
+
+def _conversion_errors_beside(
+    schema_errors: list[ProfileError], data: dict, positions: _Positions, source_file: str
+) -> list[ProfileError]:
+    """Values the schema lets through but that do not convert (``cpu_limit: two``, ``idle_timeout: soon``),
+    found even when the file has schema errors too: one run of ``validate`` shows every mistake."""
+    try:
+        _, errors = _build(data, "checking", positions, source_file)
+    except Exception:  # what the schema refused may trip the conversions: those fields are already reported
+        return []
+    reported = {error.field for error in schema_errors}
+    return [error for error in errors if error.field not in reported]
 
 
 def _duplicate_keys(node, source_file: str, path: tuple = ()) -> list[ProfileError]:
