@@ -523,6 +523,12 @@ def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not
     assert "Page introuvable" in text and "Il n&#39;y a pas d&#39;environnement no-such-thing ici." in text
     assert "Se déconnecter" in text and "Retour à mes environnements" in text
     assert "moons" not in session.get(f"{hub.url}/hub/no-such-page").text
+    # a start of an environment that does not exist (an old link) is refused and leaves no row on the home page
+    refused = session.post(
+        f"{hub.url}/hub/api/users/student2/servers/gone-course", headers={"X-XSRFToken": session.cookies["_xsrf"]}
+    )
+    assert refused.status_code == 404, refused.text
+    assert 'data-server-name="gone-course"' not in session.get(f"{hub.url}/hub/home").content.decode()
 
 
 def test_a_changed_credentials_key_asks_for_a_restart_instead_of_breaking_the_page(tmp_path, run_prefix):
