@@ -30,6 +30,14 @@ FRENCH = {
         "Voici les environnements de %(name)s : ce que vous démarrez ici tourne à son nom."
     ),
     "Back to the administration": "Retour à l'administration",
+    "Administration": "Administration",
+    "Each user's servers are their environments, named after them. The first row of each user is the unnamed "
+    "default server: Start Server (and Start All) cannot start it; open its Spawn Page to start one of the "
+    "user's environments for them.": (
+        "Les serveurs de chaque utilisateur sont ses environnements, qui leur donnent leur nom. La première "
+        "ligne de chaque utilisateur est le serveur par défaut sans nom : Start Server (et Start All) ne peut "
+        "pas le démarrer ; ouvrez sa Spawn Page pour démarrer l'un de ses environnements à sa place."
+    ),
     "An environment of %(name)s.": "Un environnement de %(name)s.",
     "Stop": "Éteindre",
     "Restart": "Redémarrer",

@@ -396,6 +396,8 @@ def test_an_admin_acting_for_a_student_is_told_whose_environments_they_see(hub, 
     assert "These are the environments of student: what you start here runs as them." in catalogue
     details = admin.get(f"{hub.url}/hub/environments/student/lab").content.decode()
     assert "An environment of student." in details and "Back to the administration" in details
+    panel = admin.get(f"{hub.url}/hub/admin").content.decode()
+    assert "mydocker-admin-hint" in panel and "react-admin-hook" in panel  # JupyterHub's panel, with our note
     own = hub.login("student").get(f"{hub.url}/hub/environments/student/lab").content.decode()
     assert "An environment of" not in own and "Back to my environments" in own
 
