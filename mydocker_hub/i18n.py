@@ -31,6 +31,13 @@ FRENCH = {
     ),
     "Back to the administration": "Retour à l'administration",
     "Administration": "Administration",
+    # states of an image build (badges of the images service)
+    "queued": "en attente",
+    "building": "en construction",
+    "pushing": "en envoi",
+    "succeeded": "réussie",
+    "All the builds of %(image)s": "Toutes les constructions de %(image)s",
+    "failed": "échouée",
     "Each user's servers are their environments, named after them. The first row of each user is the unnamed "
     "default server: Start Server (and Start All) cannot start it; open its Spawn Page to start one of the "
     "user's environments for them.": (

@@ -103,7 +103,12 @@ def _status_badge(status: str) -> str:
     colour = {"succeeded": "success", "failed": "danger", "building": "info", "pushing": "info"}.get(
         status, "secondary"
     )
-    return f"<span class='badge bg-{colour} build-status' data-status='{e(status)}'>{e(status)}</span>"
+    shown = said(Message(status)) if status in _STATUS_WORDS else e(status)
+    return f"<span class='badge bg-{colour} build-status' data-status='{e(status)}'>{shown}</span>"
+
+
+#: build states, put in the reader's words on the badge (data-status keeps the state's own name)
+_STATUS_WORDS = ("queued", "building", "pushing", "succeeded", "failed")
 
 
 def _problems(sources) -> str:
@@ -228,6 +233,8 @@ class BuildPage(_Page):
         )
         self.page(
             Message("Build %(build)s of %(image)s", build=record.build_id, image=record.image).localized(),
+            f"<p><a class='back-to-image' href='{self.prefix}images/{e(record.image)}'>&larr; "
+            f"{said(Message('All the builds of %(image)s', image=record.image))}</a></p>"
             f"<p>{said(Message('Status:'))} <span class='live-status'>{_status_badge(record.status)}</span> "
             f"<span class='failing-step text-danger'>{e(record.failing_step)}</span></p>"
             f"<p>{said(Message('Pinned reference:'))} <code class='reference'>{e(record.reference)}</code></p>{test}"
