@@ -37,6 +37,7 @@ FRENCH = {
     "pushing": "en envoi",
     "succeeded": "réussie",
     "All the builds of %(image)s": "Toutes les constructions de %(image)s",
+    "previous version: its file has errors": "version précédente : son fichier a des erreurs",
     "failed": "échouée",
     "Each user's servers are their environments, named after them. The first row of each user is the unnamed "
     "default server: Start Server (and Start All) cannot start it; open its Spawn Page to start one of the "

@@ -5,6 +5,8 @@ Screenshots go to ``$MYDOCKER_SCREENSHOTS`` (default: the test's tmp dir) so tha
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -152,15 +154,21 @@ def test_stop_on_the_progress_page_stops_that_environment(browser, hub):
 
 def test_teacher_sees_broken_files_and_drafts(browser, hub, shots):
     broken = hub.environments / "broken-by-teacher.yaml"
-    broken.write_text("title: Broken\nimage: x:1\nresources: {cpu_limit: lots}\n")
+    broken.write_text("title: Was fine\nimage: x:1\n")
     try:
         hub.ensure_user("teacher", groups=("teacher",))
         context = browser.new_context(locale="en-US")
         page = context.new_page()
         login(page, hub, "teacher")
+        page.goto(f"{hub.url}/hub/environments")  # the hub reads the good version
+        expect(page.locator(".mydocker-valid")).to_contain_text("Was fine")
+        time.sleep(1.1)  # a later modification time than the good version's
+        broken.write_text("title: Broken\nimage: x:1\nresources: {cpu_limit: lots}\n")
         page.goto(f"{hub.url}/hub/environments")
         errors = page.locator(".mydocker-errors")
         expect(errors).to_contain_text("broken-by-teacher.yaml:3: resources.cpu_limit: 'lots' is not a CPU count")
+        # the version still served says so where it is listed
+        expect(page.locator(".mydocker-previous-version")).to_contain_text("previous version: its file has errors")
         page.screenshot(path=shots / "environments-status.png", full_page=True)
         page.goto(f"{hub.url}/hub/spawn")
         expect(page.locator('.mydocker-card[data-environment="teachers-only"]')).to_have_count(1)

@@ -188,6 +188,7 @@ class EnvironmentStatusHandler(_EnvironmentPage):
             environments=environments,
             titles={env.slug: env.localized_title(lang) for env in environments},
             errors=[str(error).removeprefix(str(catalog.directory) + "/") for error in catalog.errors],
+            broken_files={error.file for error in catalog.errors},
             directory=self.settings["mydocker_environments_dir"],
         )
         self.finish(html)
