@@ -223,7 +223,24 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
 def finalize(c) -> None:
     """Settings derived from others, applied after the escape hatch (which may have changed those)."""
     _share_the_environments_directory(c)
+    _share_the_spawners_names(c)
     _allow_embedding(c)
+
+
+def _share_the_spawners_names(c) -> None:
+    """The scheduler names and places its pre-pulls like the spawner's services: same prefix, same pool label
+    (set in the escape hatch or not)."""
+    names = {
+        "MYDOCKER_SERVICE_PREFIX": ("service_prefix", "mydocker"),
+        "MYDOCKER_NODE_POOL_LABEL": ("node_pool_label", "org.mydocker.pool"),
+    }
+    spawner = c.SwarmEnvironmentSpawner
+    shared = {
+        variable: str(spawner[name]) if name in spawner else default for variable, (name, default) in names.items()
+    }
+    for service in c.JupyterHub.services if "services" in c.JupyterHub else []:
+        if service.get("name") == "scheduler":
+            service["environment"] = {**service.get("environment", {}), **shared}
 
 
 def _share_the_environments_directory(c) -> None:

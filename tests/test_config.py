@@ -39,3 +39,19 @@ def test_without_an_escape_hatch_the_directory_is_the_repository_s(tmp_path):
     mydocker_config.finalize(c)
     assert c.JupyterHub.tornado_settings["mydocker_environments_dir"] == str(tmp_path / "environments")
     assert c.SwarmEnvironmentSpawner.environments_dir == str(tmp_path / "environments")
+
+
+def test_the_scheduler_names_and_places_its_pre_pulls_like_the_spawner(tmp_path):
+    c = Config()
+    mydocker_config.apply(c, base_dir=tmp_path, data_dir=tmp_path / "data")
+    escape_hatch = tmp_path / "jupyterhub_config.d"
+    escape_hatch.mkdir()
+    (escape_hatch / "50-site.py").write_text(
+        'c.SwarmEnvironmentSpawner.service_prefix = "mydocker-staging"\n'
+        'c.SwarmEnvironmentSpawner.node_pool_label = "fr.univ.pool"\n'
+    )
+    mydocker_config.load_escape_hatch(c, escape_hatch)
+    mydocker_config.finalize(c)
+    [scheduler] = [s for s in c.JupyterHub.services if s["name"] == "scheduler"]
+    assert scheduler["environment"]["MYDOCKER_SERVICE_PREFIX"] == "mydocker-staging"
+    assert scheduler["environment"]["MYDOCKER_NODE_POOL_LABEL"] == "fr.univ.pool"

@@ -37,11 +37,12 @@ ENVIRONMENTS = {
     "lab.yaml": f"title: Lab\nimage: {TEST_IMAGE}\nresources: {{cpu_limit: 0.5, memory_limit: 512M}}\n",
     "quick.yaml": f"title: Quick\nimage: {TEST_IMAGE}\nidle_timeout: 15s\nhome: {{type: none}}\n",
     "short.yaml": f"title: Short\nimage: {TEST_IMAGE}\nmax_lifetime: 30m\nhome: {{type: none}}\n",
-    # two groups in class now; group A's session ends first and stops its servers
+    # two groups in class now; group A's session ends first and stops its servers (not its viewer's)
     "endclass.yaml": f"""
 title: End of class
 image: {TEST_IMAGE}
 home: {{type: environment, mount_path: /home/jovyan}}
+access: {{viewers: [carol]}}
 sessions:
   - {{start: "{at(-60)}", end: "{at(60)}", students: 2, groups: [groupa], stop_at_end: true, warn_before_end: 10}}
   - {{start: "{at(-60)}", end: "{at(180)}", students: 2, groups: [groupb], stop_at_end: true}}
@@ -67,7 +68,9 @@ c.MyDockerAuthenticator.demo_accounts = {
     "carol": {"role": "student", "groups": ["groupa"]},
     "teacher": {"role": "teacher"},
     "admin": {"role": "admin"},
+    "dave": {"role": "student", "groups": ["groupa"]},
 }
+c.JupyterHub.api_page_max_limit = 2  # the scheduler must follow the hub's pages to find every server
 """
 
 
@@ -78,8 +81,8 @@ def shub(tmp_path_factory, run_prefix, docker_api):
     (hub.config_d / "20-sessions.py").write_text(ACCOUNTS)
     hub.env["MYDOCKER_CULL_EVERY"] = "5"  # the culler service's round, seconds (default 60)
     hub.start()
-    for name in ("alice", "bob", "carol", "teacher"):
-        hub.login(name)  # the demo login sets their groups
+    for name in ("alice", "bob", "carol", "teacher", "dave"):
+        hub.login(name)  # the demo login sets their groups (and the hub lists users in this order)
     yield hub
     hub.stop()
 
@@ -95,6 +98,17 @@ def scheduler_for(hub: Hub, run_prefix: str, tmp_path) -> Scheduler:
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+def tick(scheduler: Scheduler, now: dt.datetime | None = None) -> None:
+    """One round, then the pre-pulls it started (the service's rounds do not wait for them; a test does)."""
+
+    async def round_and_prepulls():
+        await scheduler.tick(now=now)
+        if scheduler.prepulling:
+            await scheduler.prepulling
+
+    run(round_and_prepulls())
 
 
 def image_present(reference: str) -> bool:
@@ -138,10 +152,10 @@ sessions:
 """
     )
     scheduler = scheduler_for(shub, run_prefix, tmp_path)
-    run(scheduler.tick(now=start - dt.timedelta(hours=1)))  # an hour before: nothing to do yet
+    tick(scheduler, start - dt.timedelta(hours=1))  # an hour before: nothing to do yet
     assert not image_present(image)
     log_before = registry.log_size()
-    run(scheduler.tick(now=start - dt.timedelta(minutes=25)))  # within the 30-minute lead
+    tick(scheduler, start - dt.timedelta(minutes=25))  # within the 30-minute lead
     assert image_present(image)
     assert registry.blob_downloads(repository, since=log_before), "the node downloaded the image's layers"
     (session,) = [s for s in scheduler.report(now=start)["sessions"] if s["environment"] == "prepulled"]
@@ -166,7 +180,7 @@ sessions:
 """
     )
     scheduler = scheduler_for(shub, run_prefix, tmp_path)
-    run(scheduler.tick(now=start - dt.timedelta(minutes=10)))
+    tick(scheduler, start - dt.timedelta(minutes=10))
     (session,) = [s for s in scheduler.report(now=start)["sessions"] if s["environment"] == "missing"]
     (pull,) = session["prepull"]
     assert pull["status"] == "failed" and pull["reason"]
@@ -184,7 +198,7 @@ sessions:
 """
     )
     scheduler = scheduler_for(shub, run_prefix, tmp_path)
-    run(scheduler.tick())
+    tick(scheduler)
     (session,) = [s for s in scheduler.report()["sessions"] if s["environment"] == "huge"]
     assert session["fits"] is False and "CPU 400 needed" in session["capacity"]
     (shub.environments / "huge.yaml").unlink()
@@ -192,7 +206,7 @@ sessions:
 
 # -- end of a session ----------------------------------------------------------------------------------------
 def test_stop_at_end_stops_exactly_that_sessions_servers_and_keeps_their_data(shub, run_prefix, tmp_path):
-    for user in ("alice", "bob", "teacher"):
+    for user in ("alice", "bob", "carol", "teacher", "dave"):
         shub.spawn(user, "endclass")
     headers = {"Authorization": f"token {shub.user_token('alice')}"}
     body = {"type": "file", "format": "text", "content": "my class work"}
@@ -211,16 +225,19 @@ def test_stop_at_end_stops_exactly_that_sessions_servers_and_keeps_their_data(sh
     assert "Class session ends at" in shell.stdout + shell.stderr
 
     scheduler = scheduler_for(shub, run_prefix, tmp_path)
-    run(scheduler.tick(now=NOW + dt.timedelta(minutes=50)))  # before the end: nothing stops
+    tick(scheduler, NOW + dt.timedelta(minutes=50))  # before the end: nothing stops
     assert shub.server_model("alice", "endclass")
-    run(scheduler.tick(now=NOW + dt.timedelta(minutes=61)))  # group A's session has ended
-    wait_for(lambda: shub.server_model("alice", "endclass") is None, 120, message="alice's server stopped")
+    tick(scheduler, NOW + dt.timedelta(minutes=61))  # group A's session has ended
+    for student in ("alice", "dave"):  # dave is on the hub's third page of users with servers
+        wait_for(lambda s=student: shub.server_model(s, "endclass") is None, 120, message=f"{student}'s server stopped")
     assert shub.server_model("bob", "endclass"), "group B's session goes on"
     assert shub.server_model("teacher", "endclass"), "teachers are not bound by sessions"
+    assert shub.server_model("carol", "endclass"), "the environment's viewers are not bound by sessions"
     ended = scheduler.state["ended"]
-    assert [v["stopped"] for k, v in ended.items() if k.startswith("endclass@")] == [["alice/endclass"]]
+    stopped = [v["stopped"] for k, v in ended.items() if k.startswith("endclass@")]
+    assert stopped == [["alice/endclass", "dave/endclass"]]
     # a second round repeats nothing, and the home is kept
-    run(scheduler.tick(now=NOW + dt.timedelta(minutes=62)))
+    tick(scheduler, NOW + dt.timedelta(minutes=62))
     volume = home_volume_name(sessions_prefix(run_prefix), "alice", "endclass")
     kept = subprocess.run(
         ["docker", "run", "--rm", "-v", f"{volume}:/h", TEST_IMAGE, "cat", "/h/work.txt"],
@@ -228,7 +245,7 @@ def test_stop_at_end_stops_exactly_that_sessions_servers_and_keeps_their_data(sh
         text=True,
     )
     assert kept.stdout == "my class work"
-    for user in ("bob", "teacher"):
+    for user in ("bob", "carol", "teacher"):
         shub.stop_server(user, "endclass")
 
 

@@ -1,15 +1,20 @@
-"""Class sessions without a hub: availability, capacity verdicts, pre-pull results, the culler's rules."""
+"""Class sessions without a hub: availability, capacity verdicts, pre-pull results, the culler's rules, and
+the scheduler's round with stand-ins for the hub and Docker."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+import docker.errors
 import pytest
 
 from mydocker_hub import culling
 from mydocker_hub.environments.loader import load_text
+from mydocker_hub.scheduler.app import SchedulerApp
 from mydocker_hub.scheduler.capacity import NodeCapacity, verdicts
-from mydocker_hub.scheduler.prepull import classify, eligible_nodes
+from mydocker_hub.scheduler.core import Scheduler
+from mydocker_hub.scheduler.prepull import NodePull, classify, eligible_nodes
 from mydocker_hub.sessions.policy import availability, closed_message
 
 PARIS = dt.timezone(dt.timedelta(hours=1))
@@ -143,3 +148,128 @@ def test_cull_arbiter(culled_environments, monkeypatch, name, idle_minutes, dead
         environments_dir=culled_environments,
     )
     assert decision is expected
+
+
+# -- the scheduler's round, with stand-ins for the hub and Docker ---------------------------------------------
+END = START + dt.timedelta(hours=2)
+ENDING = """title: TP
+image: registry.example/tp:1
+access: {owners: [olga], editors: [ed], viewers: [vic]}
+sessions:
+  - {start: "2026-01-12T14:00:00+01:00", end: "2026-01-12T16:00:00+01:00", students: 30, groups: [g1],
+     stop_at_end: true}
+"""
+# in class when the first one ends: its image is due for pre-pull
+NEXT_CLASS = """title: Next
+image: registry.example/next:1
+sessions:
+  - {start: "2026-01-12T16:10:00+01:00", end: "2026-01-12T18:00:00+01:00", students: 30}
+"""
+
+
+class FakeHub:
+    def __init__(self, users: list[dict]):
+        self.users = users
+        self.stopped: list[str] = []
+
+    async def users_with_servers(self) -> list[dict]:
+        return self.users
+
+    async def stop_server(self, user: str, server: str) -> None:
+        self.stopped.append(f"{user}/{server}")
+
+
+class FakeDocker:
+    def __init__(self, error: Exception | None = None):
+        self.error = error
+
+    async def call(self, method: str, *args, **kwargs):
+        if self.error:
+            raise self.error
+        return []
+
+
+class FakePrePuller:
+    """``slow``: ``pull`` waits until ``release`` is set, as a large image on a slow registry does (up to 900 s)."""
+
+    pool_label = "org.mydocker.pool"
+
+    def __init__(self, docker_error: Exception | None = None, slow: bool = False):
+        self.docker = FakeDocker(docker_error)
+        self.release = asyncio.Event()
+        if not slow:
+            self.release.set()
+
+    async def nodes(self, pool):
+        return [{"ID": "n1"}]
+
+    async def pull(self, image, pool, only_nodes=None):
+        await self.release.wait()
+        return [NodePull("n1", "node-1", "pulled")]
+
+
+def scheduler_with(tmp_path, users: list[dict], prepuller: FakePrePuller | None = None) -> Scheduler:
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "tp.yaml").write_text(ENDING)
+    (environments / "next.yaml").write_text(NEXT_CLASS)
+    return Scheduler(
+        environments_dir=str(environments),
+        hub=FakeHub(users),
+        prepuller=prepuller or FakePrePuller(),
+        state_file=str(tmp_path / "state.json"),
+    )
+
+
+def running_tp(name: str, groups: list[str], admin: bool = False) -> dict:
+    return {"name": name, "admin": admin, "groups": groups, "servers": {"tp": {"name": "tp"}}}
+
+
+STOP_AT_END = {
+    "student of the session": (running_tp("sam", ["g1"]), True),
+    "student of another group": (running_tp("sue", ["g2"]), False),
+    "teacher": (running_tp("tess", ["teacher"]), False),
+    "admin": (running_tp("root", [], admin=True), False),
+    "environment's owner": (running_tp("olga", ["g1"]), False),
+    "environment's editor": (running_tp("ed", ["g1"]), False),
+    "environment's viewer": (running_tp("vic", ["g1"]), False),
+}
+
+
+@pytest.mark.parametrize("user, stopped", STOP_AT_END.values(), ids=STOP_AT_END)
+def test_stop_at_end_spares_whom_sessions_do_not_bind(tmp_path, user, stopped):
+    scheduler = scheduler_with(tmp_path, [user])
+    asyncio.run(scheduler.tick(now=END + dt.timedelta(minutes=1)))
+    assert scheduler.hub.stopped == ([f"{user['name']}/tp"] if stopped else [])
+
+
+def test_a_docker_error_in_the_capacity_check_does_not_skip_the_end_of_a_session(tmp_path):
+    prepuller = FakePrePuller(docker_error=docker.errors.APIError("Cannot connect to the Docker daemon"))
+    scheduler = scheduler_with(tmp_path, [running_tp("sam", ["g1"])], prepuller)
+    asyncio.run(scheduler.tick(now=END + dt.timedelta(minutes=1)))
+    assert scheduler.hub.stopped == ["sam/tp"]
+    assert "tp@" + START.isoformat() in scheduler.state["ended"]
+
+
+def test_slow_prepulls_do_not_delay_the_end_of_a_session(tmp_path):
+    scheduler = scheduler_with(tmp_path, [running_tp("sam", ["g1"])], FakePrePuller(slow=True))
+
+    async def rounds():
+        await asyncio.wait_for(scheduler.tick(now=END - dt.timedelta(minutes=1)), timeout=5)  # pulls start
+        await asyncio.wait_for(scheduler.tick(now=END + dt.timedelta(minutes=1)), timeout=5)  # still pulling
+        assert scheduler.hub.stopped == ["sam/tp"]
+        scheduler.prepuller.release.set()
+        await scheduler.prepulling
+        assert scheduler.state["prepull"]["registry.example/next:1"]["n1"]["status"] == "pulled"
+
+    asyncio.run(rounds())
+
+
+def test_scheduler_uses_the_spawners_prefix_and_pool_label_passed_by_the_hub(monkeypatch):
+    monkeypatch.delenv("MYDOCKER_SERVICE_PREFIX", raising=False)
+    monkeypatch.delenv("MYDOCKER_NODE_POOL_LABEL", raising=False)
+    assert (SchedulerApp().service_label, SchedulerApp().node_pool_label) == ("mydocker", "org.mydocker.pool")
+    monkeypatch.setenv("MYDOCKER_SERVICE_PREFIX", "mydocker-staging")
+    monkeypatch.setenv("MYDOCKER_NODE_POOL_LABEL", "example.org/pool")
+    app = SchedulerApp()
+    assert (app.service_label, app.node_pool_label) == ("mydocker-staging", "example.org/pool")

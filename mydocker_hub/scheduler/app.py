@@ -18,7 +18,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 from tornado.httpserver import HTTPServer
-from traitlets import Float, Integer, Unicode
+from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from ..i18n import Message
@@ -130,16 +130,29 @@ class SchedulerApp(Application):
     prepull_lead = Integer(30 * 60, config=True, help="Seconds before a session's start to pre-pull. Default: 1800.")
     capacity_horizon_days = Integer(7, config=True, help="Days ahead for which capacity is checked. Default: 7.")
     service_label = Unicode(
-        "mydocker",
         config=True,
-        help="Value of the org.mydocker.managed label (and name prefix) of pre-pull services. Default: mydocker.",
+        help="""Value of the org.mydocker.managed label (and name prefix) of pre-pull services: the spawner's
+        ``service_prefix``, so that two hubs on one Swarm keep apart. Default: $MYDOCKER_SERVICE_PREFIX, else
+        ``mydocker``. Example: ``mydocker-staging``.""",
     )
-    node_pool_label = Unicode("org.mydocker.pool", config=True, help="Node label naming a node's pool.")
+    node_pool_label = Unicode(
+        config=True,
+        help="""Node label naming a node's pool (pre-pull placement, capacity per pool): the spawner's
+        ``node_pool_label``. Default: $MYDOCKER_NODE_POOL_LABEL, else ``org.mydocker.pool``.""",
+    )
     api_url = Unicode(
         os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
         config=True,
         help="The hub's API URL (default: $JUPYTERHUB_API_URL).",
     )
+
+    @default("service_label")
+    def _service_label_from_hub(self):
+        return os.environ.get("MYDOCKER_SERVICE_PREFIX") or "mydocker"
+
+    @default("node_pool_label")
+    def _node_pool_label_from_hub(self):
+        return os.environ.get("MYDOCKER_NODE_POOL_LABEL") or "org.mydocker.pool"
 
     aliases = {
         "environments-dir": "SchedulerApp.environments_dir",

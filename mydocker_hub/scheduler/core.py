@@ -1,12 +1,15 @@
 """The scheduler's core: one ``tick(now)`` does everything that is due. The clock is a parameter.
 
-- **Pre-pull**: from ``prepull_lead`` before a session until its end, the environment's image is put on
-  every eligible node; failures are retried at the next tick, nodes that join are covered too.
-- **End**: at the end of a session with ``stop_at_end``, the running servers of that session (its
-  environment, users in its groups, not teachers) are stopped through the hub's API; homes are kept.
-  Students are warned beforehand on the hub's pages (computed from the same files).
+- **End** (first, so that it is on time): at the end of a session with ``stop_at_end``, the running
+  servers of that session (its environment, users in its groups, not those ``is_privileged`` spares) are
+  stopped through the hub's API; homes are kept. Students are warned beforehand on the hub's pages
+  (computed from the same files).
 - **Capacity**: a verdict per upcoming session (``capacity.verdicts``); misfits are logged for admins
   and shown on the service's page for teachers and admins.
+- **Pre-pull**: from ``prepull_lead`` before a session until its end, the environment's image is put on
+  every eligible node; failures are retried at the next tick, nodes that join are covered too. Pulls can
+  take minutes: they run as a background task (``prepulling``) that the tick does not wait for.
+Each job's errors are logged and leave the other jobs running; what failed is retried at the next tick.
 State (per-node pulls, sessions already ended) is kept in a JSON file so a restart repeats nothing.
 """
 
@@ -24,11 +27,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from ..environments import get_catalog
 from ..environments.model import Environment, Session
-from ..sessions.policy import availability, sessions_for
+from ..sessions.policy import availability, is_privileged, sessions_for
 from .capacity import NodeCapacity, Verdict, verdicts
 from .prepull import PrePuller
 
-TEACHER_GROUP = "teacher"
+TEACHER_GROUP = "teacher"  # also defined in handlers/pages.py (the hub's side): keep both equal
+PAGINATED = "application/jupyterhub-pagination+json"
 
 
 def session_key(env: Environment, session: Session) -> str:
@@ -42,11 +46,11 @@ class HubClient:
         self.api_url = api_url.rstrip("/")
         self.token = token
 
-    async def request(self, method: str, path: str, body=None):
+    async def request(self, method: str, path: str, body=None, accept: str = "application/json"):
         request = HTTPRequest(
             f"{self.api_url}/{path}",
             method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json", "Accept": accept},
             body=json.dumps(body) if body is not None else (None if method in ("GET", "DELETE") else ""),
             request_timeout=60,
             allow_nonstandard_methods=True,
@@ -57,13 +61,18 @@ class HubClient:
         return json.loads(response.body) if response.body and response.code < 300 else None
 
     async def users_with_servers(self, page_size: int = 200) -> list[dict]:
-        """Every user with a running server, page by page (the hub caps a page at ``api_page_max_limit``)."""
+        """Every user with a running server, following the hub's ``_pagination.next`` to the last page (a page
+        may hold fewer than ``page_size`` users: the hub caps it at its ``api_page_max_limit``)."""
         users: list[dict] = []
+        offset = 0
         while True:
-            page = await self.request("GET", f"users?state=active&offset={len(users)}&limit={page_size}") or []
-            users.extend(page)
-            if len(page) < page_size:
+            path = f"users?state=active&offset={offset}&limit={page_size}"
+            page = await self.request("GET", path, accept=PAGINATED)
+            users.extend(page["items"])
+            following = page["_pagination"]["next"]
+            if not following:
                 return users
+            offset = following["offset"]
 
     async def stop_server(self, user: str, server: str) -> None:
         await self.request("DELETE", f"users/{quote(user, safe='')}/servers/{quote(server, safe='')}")
@@ -93,6 +102,7 @@ class Scheduler:
         self.state = self._load_state()
         self.verdicts: list[Verdict] = []
         self.nodes: list[NodeCapacity] = []
+        self.prepulling: asyncio.Task | None = None  # the pre-pulls of the last tick that started some
         self._lock = asyncio.Lock()
 
     # -- state ------------------------------------------------------------------------------------------
@@ -117,10 +127,17 @@ class Scheduler:
         async with self._lock:
             await asyncio.to_thread(self.catalog.reload_if_changed)
             environments = list(self.catalog.environments.values())
-            await self._capacity(environments, now)
-            await self._prepull(environments, now)
-            await self._end_sessions(environments, now)
+            await self._isolated("Stopping the servers of ended sessions", self._end_sessions(environments, now))
+            await self._isolated("The capacity check", self._capacity(environments, now))
             self._save_state()
+            if self.prepulling is None or self.prepulling.done():  # else the next tick sees what is left
+                self.prepulling = asyncio.create_task(self._isolated("Pre-pulls", self._prepull(environments, now)))
+
+    async def _isolated(self, job: str, work) -> None:
+        try:
+            await work
+        except Exception:
+            self.log.exception("%s failed; the scheduler's other jobs go on and the next round retries it", job)
 
     async def _capacity(self, environments: list[Environment], now: dt.datetime) -> None:
         nodes = await self.prepuller.docker.call("nodes")
@@ -149,16 +166,20 @@ class Scheduler:
                 if session.start - self.prepull_lead <= now < session.end:
                     due.setdefault((env.image, env.resources.node_pool), []).append(session_key(env, session))
         for (image, pool), keys in sorted(due.items(), key=lambda item: item[0][0]):
-            known = self.state["prepull"].setdefault(image, {})
-            nodes = await self.prepuller.nodes(pool)
-            missing = {n["ID"] for n in nodes if known.get(n["ID"], {}).get("status") != "pulled"}
-            if not missing:
-                continue
-            self.log.info("Pre-pulling %s on %d node(s) for %s", image, len(missing), ", ".join(keys))
-            for result in await self.prepuller.pull(image, pool, only_nodes=missing):
-                known[result.node_id] = result.to_json()
-                if result.status != "pulled":
-                    self.log.warning("Pre-pull of %s on %s failed: %s", image, result.hostname, result.reason)
+            await self._isolated(f"Pre-pull of {image}", self._prepull_image(image, pool, keys))
+        self._save_state()
+
+    async def _prepull_image(self, image: str, pool: str | None, keys: list[str]) -> None:
+        known = self.state["prepull"].setdefault(image, {})
+        nodes = await self.prepuller.nodes(pool)
+        missing = {n["ID"] for n in nodes if known.get(n["ID"], {}).get("status") != "pulled"}
+        if not missing:
+            return
+        self.log.info("Pre-pulling %s on %d node(s) for %s", image, len(missing), ", ".join(keys))
+        for result in await self.prepuller.pull(image, pool, only_nodes=missing):
+            known[result.node_id] = result.to_json()
+            if result.status != "pulled":
+                self.log.warning("Pre-pull of %s on %s failed: %s", image, result.hostname, result.reason)
 
     async def _end_sessions(self, environments: list[Environment], now: dt.datetime) -> None:
         ending = [
@@ -179,8 +200,10 @@ class Scheduler:
                 if not server:
                     continue
                 groups = user.get("groups") or []
-                if user.get("admin") or TEACHER_GROUP in groups or session not in sessions_for(env, groups):
-                    continue  # teachers and admins are not bound by sessions; other groups' sessions go on
+                if is_privileged(env, user["name"], groups, bool(user.get("admin")), TEACHER_GROUP):
+                    continue  # not bound by sessions: teachers, admins, the environment's owners/editors/viewers
+                if session not in sessions_for(env, groups):
+                    continue  # another group's session goes on
                 following = availability(env, now, groups=groups)
                 if following.session is not None and following.session.start <= now:
                     continue  # the student is already in the next session of this environment
