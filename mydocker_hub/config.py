@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .auth.roles import TEACHER_GROUP
 from .builder.app import BUILD_SCOPE
-from .handlers.pages import TEACHER_GROUP
 from .i18n import I18nExtension, LanguageTransform
 from .scheduler.app import READ_SCOPE as SESSIONS_READ_SCOPE
 from .sqlite_tuning import tune_sqlite_connections

@@ -26,9 +26,9 @@ from markupsafe import Markup
 from traitlets import default
 
 from . import metrics
+from .auth.roles import TEACHER_GROUP
 from .credentials import CredentialKeyError, Credentials, CredentialStore, generate_password
 from .environments import Environment, get_catalog
-from .handlers.pages import TEACHER_GROUP
 from .handlers.stub import ConnectionStub
 from .i18n import Message, browser_languages
 from .sessions.policy import Availability, availability, closed_message, is_privileged

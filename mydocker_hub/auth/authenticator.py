@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Bool, Dict, Float, Int, List, Set, Unicode, default, validate
 
-from ..handlers.pages import TEACHER_GROUP, extra_handlers
+from ..handlers.pages import extra_handlers
 from ..lti.handlers import lti_handlers
 from ..lti.platforms import Platform, parse_platforms
 from ..lti.registration import RegisteredPlatformsFile, last_registration_ms
 from ..lti.tool import LtiTool
 from .course_roles import COURSE_PREFIX, course_group_name, sync_course_teacher_role
-from .roles import TEACHER_AFFILIATIONS, Role, map_role, teaches_course
+from .roles import TEACHER_AFFILIATIONS, TEACHER_GROUP, Role, map_role, teaches_course
 from .usernames import USERNAME_SOURCES, username_from_claims
 
 STUDENT_GROUP = "student"

@@ -10,6 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
+#: the hub group of teachers (admins are in it too): it sees environment files, class sessions and builds
+TEACHER_GROUP = "teacher"
+
 LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
 
 

@@ -10,6 +10,7 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from ..auth.roles import TEACHER_GROUP
 from ..credentials import CredentialKeyError
 from ..environments import get_catalog
 from ..i18n import Message, current_language
@@ -17,8 +18,6 @@ from ..sessions.policy import closed_message
 from ..start_failure import StartFailed
 from .errors import PageError
 from .views import card_view, format_bytes, render_link
-
-TEACHER_GROUP = "teacher"
 
 
 def _is_teacher(user) -> bool:

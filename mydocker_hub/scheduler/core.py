@@ -25,13 +25,13 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from ..auth.roles import TEACHER_GROUP
 from ..environments import get_catalog
 from ..environments.model import Environment, Session
 from ..sessions.policy import availability, is_privileged, sessions_for
 from .capacity import NodeCapacity, Verdict, verdicts
 from .prepull import PrePuller
 
-TEACHER_GROUP = "teacher"  # also defined in handlers/pages.py (the hub's side): keep both equal
 PAGINATED = "application/jupyterhub-pagination+json"
 
 
