@@ -38,6 +38,25 @@ FRENCH = {
     "succeeded": "réussie",
     "All the builds of %(image)s": "Toutes les constructions de %(image)s",
     "previous version: its file has errors": "version précédente : son fichier a des erreurs",
+    # the class-sessions page: pre-pulls and capacity verdicts
+    "image ready": "image présente",
+    "pull failed": "échec du téléchargement",
+    "pulling": "téléchargement en cours",
+    "not computed yet": "pas encore calculée",
+    "fits": "tient",
+    "CPU %(needed)s needed, %(available)s available": "CPU : %(needed)s nécessaires, %(available)s disponibles",
+    "memory %(needed)s GiB needed, %(available)s GiB available": (
+        "mémoire : %(needed)s Gio nécessaires, %(available)s Gio disponibles"
+    ),
+    "node pool %(pool)s": "le groupe de nœuds %(pool)s",
+    "the cluster": "le cluster",
+    " (with %(others)s at the same time)": " (avec %(others)s en même temps)",
+    "does not fit on %(where)s%(together)s: %(short)s. Add nodes, give the environment less CPU or memory "
+    "(its reservations, or its limits where it sets no reservation) or split the class.": (
+        "ne tient pas sur %(where)s%(together)s : %(short)s. Ajoutez des nœuds, donnez moins de CPU ou de "
+        "mémoire à l'environnement (ses réservations, ou ses limites s'il n'a pas de réservation) ou divisez "
+        "la classe."
+    ),
     "failed": "échouée",
     "Each user's servers are their environments, named after them. The first row of each user is the unnamed "
     "default server: Start Server (and Start All) cannot start it; open its Spawn Page to start one of the "

@@ -54,7 +54,7 @@ sessions:
   - {{start: "{at(10)}", end: "{at(120)}", students: 20, block_before_start: true}}
 """,
     "tomorrow.yaml": f"""
-title: Tomorrow's class
+title: {{en: "Tomorrow's class", fr: "Séance de demain"}}
 image: {TEST_IMAGE}
 sessions:
   - {{start: "{at(24 * 60)}", end: "{at(26 * 60)}", students: 20}}
@@ -354,6 +354,11 @@ def test_culler_and_scheduler_run_as_hub_services_and_the_sessions_page_is_for_t
     french = teacher.get(f"{shub.url}/services/scheduler/", headers={"Accept-Language": "fr-FR,fr;q=0.9"}).text
     assert "<h1 class='h3'>Séances</h1>" in french and "Pré-téléchargement par nœud" in french
     assert "Mes environnements" in french and "/hub/spawn" in french and "Se déconnecter" in french
+    row = french.split("data-environment='tomorrow'", 1)[1].split("</tr>", 1)[0]
+    assert "Séance de demain" in row  # the environment's title in the reader's language
+    assert "class='local-time'" in row  # times shown in the reader's time zone and language, not as ISO text
+    capacity = row.split("class='capacity", 1)[1]
+    assert "tient" in capacity or "ne tient pas" in capacity or "pas encore calculée" in capacity, capacity
     data = teacher.get(f"{shub.url}/services/scheduler/api/sessions").json()
     assert {s["environment"] for s in data["sessions"]} >= {"endclass", "later", "tomorrow"}
     student = shub.login("alice").get(f"{shub.url}/services/scheduler/")

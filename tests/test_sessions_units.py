@@ -80,6 +80,19 @@ def test_capacity_adds_overlapping_sessions_per_pool():
     assert results["a"].memory_needed == 60 * 1024**3
     assert results["g"].fits is False and "node pool 'gpu'" in results["g"].message
     assert "CPU 30 needed, 8 available" in results["g"].message
+    # the page says it in the teacher's language, and which other classes share the machines
+    assert (
+        results["g"]
+        .explanation()
+        .in_language("fr")
+        .startswith(
+            "ne tient pas sur le groupe de nœuds 'gpu' : CPU : 30 nécessaires, 8 disponibles ; "
+            "mémoire : 30,0 Gio nécessaires, 16,0 Gio disponibles. Ajoutez des nœuds"
+        )
+    )
+    c = env_with(CLASS, "resources: {cpu_reservation: 1, memory_limit: 1G}", slug="c")
+    crowded = verdicts([a, b, c], [node(32, 64)], START - dt.timedelta(days=1), dt.timedelta(days=7))
+    assert "(with a, b at the same time)" in next(v for v in crowded if v.environment == "c").message
 
 
 def test_capacity_ignores_sessions_beyond_the_horizon_or_ended():

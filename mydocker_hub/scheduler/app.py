@@ -16,12 +16,13 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
+from markupsafe import Markup
 from tornado import ioloop, web
 from tornado.httpserver import HTTPServer
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
-from ..i18n import Message
+from ..i18n import Message, current_language
 from ..service_loop import run_until_stopped
 from ..service_pages import LocalizedPage, page_shell, said
 from ..swarm.client import AsyncDocker
@@ -31,10 +32,28 @@ from .prepull import PrePuller
 READ_SCOPE = "custom:mydocker-sessions:read"
 
 
+#: a node's pre-pull state, in the reader's words
+_PULL_STATES = {"pulled": Message("image ready"), "failed": Message("pull failed"), "pending": Message("pulling")}
+
+
 def _pull_item(pull: dict) -> str:
     status = html.escape(pull["status"])
+    shown = said(_PULL_STATES[pull["status"]]) if pull["status"] in _PULL_STATES else status
     reason = f" ({html.escape(pull['reason'])})" if pull.get("reason") else ""
-    return f'<li class="prepull-{status}">{html.escape(pull["hostname"])}: {status}{reason}</li>'
+    return f'<li class="prepull-{status}">{html.escape(pull["hostname"])}: {shown}{reason}</li>'
+
+
+def _moment(iso: str) -> str:
+    """A time the reader's browser shows in their time zone and language (the ISO form until it does)."""
+    return f"<time class='local-time' datetime='{html.escape(iso)}'>{html.escape(iso)}</time>"
+
+
+#: puts every <time class='local-time'> in the reader's time zone and language
+_LOCAL_TIMES = (
+    "<script>document.querySelectorAll('time.local-time').forEach((t)=>{t.textContent=new Date("
+    "t.getAttribute('datetime')).toLocaleString(document.documentElement.lang,{dateStyle:'medium',"
+    "timeStyle:'short'});});</script>"
+)
 
 
 def _flags(session: dict) -> str:
@@ -64,30 +83,36 @@ class SessionsPage(_Page):
     @web.authenticated
     def get(self):
         report = self.scheduler.report()
+        language = current_language.get()
+        catalog = self.scheduler.catalog
+        verdicts = {(v.environment, v.session.start.isoformat()): v for v in self.scheduler.verdicts}
         rows = []
         for s in report["sessions"]:
             pulls = "".join(_pull_item(p) for p in s["prepull"]) or (
-                f"<li>{said(Message('from %(time)s', time=s['prepull_from']))}</li>"
+                f"<li>{Message('from %(time)s', time=Markup(_moment(s['prepull_from']))).localized_html()}</li>"
             )
+            env = catalog.get(s["environment"])
+            verdict = verdicts.get((s["environment"], s["start"]))
+            capacity = said(verdict.explanation()) if verdict else said(Message("not computed yet"))
             verdict_class = "text-success" if s["fits"] else ("text-danger fw-bold" if s["fits"] is False else "")
             stopped = Message("ended: %(count)s stopped", count=len(s["ended"]["stopped"])) if s["ended"] else None
             ended = f"<br><small>{said(stopped)}</small>" if stopped else ""
             rows.append(
                 "<tr class='session' data-environment='{env}'><td><strong>{title}</strong><br><code>{env}</code></td>"
-                "<td><time>{start}</time><br>→ <time>{end}</time>{ended}</td><td>{students}{groups}</td>"
+                "<td>{start}<br>→ {end}{ended}</td><td>{students}{groups}</td>"
                 "<td>{flags}</td><td><ul class='list-unstyled mb-0'>{pulls}</ul></td>"
                 "<td class='capacity {vc}'>{capacity}</td></tr>".format(
                     env=html.escape(s["environment"]),
-                    title=html.escape(s["title"]),
-                    start=html.escape(s["start"]),
-                    end=html.escape(s["end"]),
+                    title=html.escape(env.localized_title(language) if env else s["title"]),
+                    start=_moment(s["start"]),
+                    end=_moment(s["end"]),
                     ended=ended,
                     students=s["students"],
                     groups=("<br><small>" + html.escape(", ".join(s["groups"])) + "</small>") if s["groups"] else "",
                     flags=_flags(s),
                     pulls=pulls,
                     vc=verdict_class,
-                    capacity=html.escape(s["capacity"]),
+                    capacity=capacity,
                 )
             )
         columns = (Message("Environment"), Message("When"), Message("Students"), None)
@@ -104,7 +129,7 @@ class SessionsPage(_Page):
                 f"<p class='text-muted'>{said(explanation)}</p>"
                 "<div class='table-responsive'><table class='table table-sm sessions'>"
                 f"<thead><tr>{headers}</tr></thead>"
-                f"<tbody>{''.join(rows) or f'<tr><td colspan=6>{none}</td></tr>'}</tbody></table></div>",
+                f"<tbody>{''.join(rows) or f'<tr><td colspan=6>{none}</td></tr>'}</tbody></table></div>" + _LOCAL_TIMES,
                 username=self.current_user.get("name", ""),
             )
         )

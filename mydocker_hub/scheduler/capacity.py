@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ..environments.model import Environment, Session
+from ..i18n import Message
 
 DEFAULT_POOL = ""  # no node_pool: every node
 
@@ -39,20 +40,47 @@ class Verdict:
 
     @property
     def message(self) -> str:
+        """In English (the log, the JSON report)."""
+        return str(self.explanation())
+
+    def explanation(self) -> Message:
+        """What the page says, in its reader's language: fits, or what is short and what to do."""
         if self.fits:
-            return "fits"
-        short = []
+            return Message("fits")
+        short: list[Message] = []
         if self.cpu_needed > self.cpu_available:
-            short.append(f"CPU {self.cpu_needed:g} needed, {self.cpu_available:g} available")
+            short.append(
+                Message(
+                    "CPU %(needed)s needed, %(available)s available",
+                    needed=_decimal(self.cpu_needed, "g"),
+                    available=_decimal(self.cpu_available, "g"),
+                )
+            )
         if self.memory_needed > self.memory_available:
             gib = 1024**3
             short.append(
-                f"memory {self.memory_needed / gib:.1f} GiB needed, {self.memory_available / gib:.1f} GiB available"
+                Message(
+                    "memory %(needed)s GiB needed, %(available)s GiB available",
+                    needed=_decimal(self.memory_needed / gib),
+                    available=_decimal(self.memory_available / gib),
+                )
             )
-        pool = f"node pool {self.pool!r}" if self.pool else "the cluster"
-        return (
-            f"does not fit on {pool}: " + "; ".join(short) + ". Add nodes, lower the reservations or split the class."
+        where = Message("node pool %(pool)s", pool=repr(self.pool)) if self.pool else Message("the cluster")
+        together = Message(" (with %(others)s at the same time)", others=", ".join(self.overlapping))
+        return Message(
+            "does not fit on %(where)s%(together)s: %(short)s. Add nodes, give the environment less CPU or memory "
+            "(its reservations, or its limits where it sets no reservation) or split the class.",
+            where=where,
+            together=together if self.overlapping else "",
+            short=lambda language: (" ; " if language == "fr" else "; ").join(
+                part.in_language(language) for part in short
+            ),
         )
+
+
+def _decimal(value: float, form: str = ".1f"):
+    """``value`` (one decimal by default), written as the reader's language writes it (30.5, 30,5)."""
+    return lambda language: format(value, form).replace(".", "," if language == "fr" else ".")
 
 
 def per_student(env: Environment) -> tuple[float, int]:
