@@ -361,5 +361,15 @@ def test_culler_and_scheduler_run_as_hub_services_and_the_sessions_page_is_for_t
     assert "tient" in capacity or "ne tient pas" in capacity or "pas encore calculée" in capacity, capacity
     data = teacher.get(f"{shub.url}/services/scheduler/api/sessions").json()
     assert {s["environment"] for s in data["sessions"]} >= {"endclass", "later", "tomorrow"}
+    # a session a teacher just added (git pull) is listed at once, not at the scheduler's next round
+    (shub.environments / "just-added.yaml").write_text(
+        f"title: Just added\nimage: {TEST_IMAGE}\n"
+        f"sessions:\n  - {{start: '{at(300)}', end: '{at(400)}', students: 5}}\n"
+    )
+    try:
+        page = teacher.get(f"{shub.url}/services/scheduler/").text
+        assert "data-environment='just-added'" in page
+    finally:
+        (shub.environments / "just-added.yaml").unlink()
     student = shub.login("alice").get(f"{shub.url}/services/scheduler/")
     assert student.status_code == 403

@@ -8,6 +8,7 @@ sessions, the pre-pull state per node and the capacity verdicts, at ``/services/
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import html
 import json
@@ -74,14 +75,16 @@ class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
 
 class SessionsJson(_Page):
     @web.authenticated
-    def get(self):
+    async def get(self):
+        await asyncio.to_thread(self.scheduler.catalog.reload_if_changed)  # a session added since the last round
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(self.scheduler.report()))
 
 
 class SessionsPage(_Page):
     @web.authenticated
-    def get(self):
+    async def get(self):
+        await asyncio.to_thread(self.scheduler.catalog.reload_if_changed)  # a session added since the last round
         report = self.scheduler.report()
         language = current_language.get()
         catalog = self.scheduler.catalog
