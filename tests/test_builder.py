@@ -23,6 +23,7 @@ from mydocker_hub.builder.sources import load_sources
 from mydocker_hub.i18n import Message
 
 from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub, wait_for
+from .test_browser import login
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -247,11 +248,7 @@ def test_concurrent_builds_respect_the_limits(tmp_path, run_prefix):
 def test_build_page_shows_the_log_live(bhub, browser, shots):
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(f"{bhub.url}/hub/login")
-    page.fill("#username_input", "teacher")
-    page.fill("#password_input", bhub.password)
-    page.click("#login_submit")
-    page.wait_for_url(f"{bhub.url}/hub/**")
+    login(page, bhub, "teacher")
     page.goto(f"{bhub.url}/services/builder/")
     page.locator("tr[data-image='course-broken'] .build-button").click()
     page.wait_for_url("**/services/builder/builds/course-broken/**")
@@ -267,11 +264,7 @@ def test_build_page_shows_the_log_live(bhub, browser, shots):
     # a French teacher reads the build's state in French
     french = browser.new_context(locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
     page = french.new_page()
-    page.goto(f"{bhub.url}/hub/login")
-    page.fill("#username_input", "teacher")
-    page.fill("#password_input", bhub.password)
-    page.click("#login_submit")
-    page.wait_for_url(f"{bhub.url}/hub/**")
+    login(page, bhub, "teacher")
     page.goto(f"{bhub.url}/services/builder/images/course-broken")
     expect(page.locator(".build-status").first).to_have_text("échouée")
     french.close()
