@@ -58,9 +58,9 @@ FRENCH = {
         "la classe."
     ),
     "failed": "échouée",
-    "Each user's servers are their environments, named after them. The first row of each user is the unnamed "
-    "default server: Start Server (and Start All) cannot start it; open its Spawn Page to start one of the "
-    "user's environments for them.": (
+    "Each user's servers are their environments, each named after its environment. The first row of each user "
+    "is the unnamed default server: Start Server (and Start All) cannot start it; open its Spawn Page to start "
+    "one of the user's environments for them.": (
         "Les serveurs de chaque utilisateur sont ses environnements, qui leur donnent leur nom. La première "
         "ligne de chaque utilisateur est le serveur par défaut sans nom : Start Server (et Start All) ne peut "
         "pas le démarrer ; ouvrez sa Spawn Page pour démarrer l'un de ses environnements à sa place."

@@ -130,7 +130,8 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         help="""Options Docker creates each home volume with (at its first start; an existing volume keeps
         its own). Values may use ``{volume}`` (the volume's name), ``{username}`` and ``{size}`` (the
         environment's ``home.size`` in bytes; an option using it is left out when the environment gives no
-        size). NFS shared by all nodes (the directory must exist on the server): ``{"type": "nfs", "o":
+        size; a global home, shared by a user's environments, gets the size of the one that creates it).
+        NFS shared by all nodes (the directory must exist on the server): ``{"type": "nfs", "o":
         "addr=nfs.example.fr,rw,nfsvers=4.2", "device": ":/homes/{volume}"}``; a size limit with the local
         driver on XFS with project quotas: ``{"size": "{size}"}``. Default: none.""",
     )

@@ -19,11 +19,11 @@ from traitlets import Bool, Dict, Float, Int, List, Set, Unicode, default, valid
 from ..handlers.pages import extra_handlers
 from ..lti.handlers import lti_handlers
 from ..lti.platforms import Platform, parse_platforms
-from ..lti.registration import RegisteredPlatformsFile, last_registration_ms
+from ..lti.registration import RegisteredPlatformsFile
 from ..lti.tool import LtiTool
 from .course_roles import COURSE_PREFIX, course_group_name, sync_course_teacher_role
 from .roles import TEACHER_AFFILIATIONS, TEACHER_GROUP, Role, map_role, teaches_course
-from .usernames import USERNAME_SOURCES, username_from_claims
+from .usernames import USERNAME_SOURCES, email_is_verified, username_from_claims
 
 STUDENT_GROUP = "student"
 ROLE_GROUPS = {Role.STUDENT: [STUDENT_GROUP], Role.TEACHER: [TEACHER_GROUP], Role.ADMIN: [TEACHER_GROUP]}
@@ -192,8 +192,9 @@ class MyDockerAuthenticator(GenericOAuthenticator):
     lti_registration_link_ttl = Int(
         3600,
         config=True,
-        help="""Seconds a registration link shown on /hub/lti13/setup stays valid; it also stops working once
-        a platform has registered through it or through a newer link. Default: 3600 (an hour).""",
+        help="""Seconds a registration link shown on /hub/lti13/setup stays valid; it also stops working as soon
+        as any platform registers after the link was issued (one link, one platform). Default: 3600 (an
+        hour).""",
     )
     lti_registered_platforms_file = Unicode(
         config=True,
@@ -242,9 +243,14 @@ class MyDockerAuthenticator(GenericOAuthenticator):
             return []
         return entries
 
+    _links_spent_before: int | None = None
+
     def last_lti_registration_ms(self) -> int:
-        """When a platform last registered through a registration link (older links are spent)."""
-        return last_registration_ms(self._registered_platform_entries())
+        """When a platform last registered through a registration link (links issued before are spent)."""
+        if self._links_spent_before is None:  # read once; register_platform keeps it up to date
+            store = RegisteredPlatformsFile(self.lti_registered_platforms_file)
+            self._links_spent_before = store.links_spent_before()
+        return self._links_spent_before
 
     def register_platform(self, entry: dict) -> Platform:
         """Keep a platform registered through dynamic registration: checked, saved, usable at once."""
@@ -253,6 +259,7 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         entries = list(self.lti_platforms) + self._registered_platform_entries() + [entry]
         platform = parse_platforms(entries, default_username_source=self.username_source)[-1]
         store.add(entry)
+        self._links_spent_before = max(self.last_lti_registration_ms(), int(entry.get("registered_at_ms") or 0))
         tool.registry.add(platform)
         self.log.info(
             "LTI platform %s (%s) registered, client ID %s", platform.name, platform.issuer, platform.client_id
@@ -362,7 +369,7 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         """
         addresses = []
         email = user_info.get("email")
-        if isinstance(email, str) and user_info.get("email_verified") is not False:
+        if isinstance(email, str) and email_is_verified(user_info):
             addresses.append(email)
         eppn = user_info.get(self.eppn_claim)
         addresses += [eppn] if isinstance(eppn, str) else [e for e in eppn or [] if isinstance(e, str)]

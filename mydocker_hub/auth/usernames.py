@@ -27,6 +27,15 @@ def scoped_sub(sub: str, scope: str) -> str:
     return f"{sub}@{scope}"
 
 
+def email_is_verified(claims: dict) -> bool:
+    """Unless the provider says it did not verify the e-mail (``email_verified: false``, or the string
+    ``"false"`` some providers send from their userinfo endpoint)."""
+    verified = claims.get("email_verified", True)
+    if isinstance(verified, str):
+        return verified.strip().lower() not in ("false", "0", "no")
+    return verified is not False
+
+
 def username_from_claims(claims: dict, *, source: str, scope: str, eppn_claim: str = "eppn") -> tuple[str, str]:
     """Return ``(username, source actually used)``.
 
@@ -37,7 +46,7 @@ def username_from_claims(claims: dict, *, source: str, scope: str, eppn_claim: s
     if source == "email":
         value = claims.get("email")
         # an address the provider says it did not verify could be anyone's: it is not a global identity
-        if isinstance(value, str) and "@" in value and claims.get("email_verified") is not False:
+        if isinstance(value, str) and "@" in value and email_is_verified(claims):
             return _clean(value), "email"
     elif source == "eppn":
         value = claims.get(eppn_claim)

@@ -15,6 +15,7 @@ import asyncio
 import html
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -23,7 +24,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Set, Unicode
+from traitlets import Integer, Unicode
 from traitlets.config import Application
 
 from ..handlers.errors import PageError
@@ -85,10 +86,10 @@ class _Page(LocalizedPage, HubOAuthenticated, web.RequestHandler):
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, PageError):
             reason = error.said.localized()
+        elif status_code >= 500:  # no internals (addresses, hosts) for whoever meets it
+            reason = Message("Something went wrong").localized()
         elif isinstance(error, web.HTTPError) and error.log_message:  # tornado's and the hub's own: English
             reason = error.log_message % error.args if error.args else error.log_message
-        elif status_code >= 500:
-            reason = Message("Something went wrong").localized()
         else:
             reason = self._reason
         try:
@@ -222,7 +223,7 @@ class BuildPage(_Page):
     @web.authenticated
     async def get(self, name: str, build_id: str):
         source = await self.source_or_404(name)
-        record = self.app.store.load(source.name, build_id)
+        record = await asyncio.to_thread(self.app.store.load, source.name, build_id)
         if record is None:
             raise PageError(404, Message("No build %(build)s of %(image)s.", build=build_id, image=name))
         api = f"{self.prefix}api/builds/{quote(record.image)}/{quote(record.build_id)}"
@@ -256,7 +257,7 @@ class BuildApi(_Page):
     @web.authenticated
     async def get(self, name: str, build_id: str):
         source = await self.source_or_404(name)
-        record = self.app.store.load(source.name, build_id)
+        record = await asyncio.to_thread(self.app.store.load, source.name, build_id)
         if record is None:
             raise PageError(404, Message("No build %(build)s of %(image)s.", build=build_id, image=name))
         offset = int(self.get_argument("offset", "0"))
@@ -271,7 +272,7 @@ class TestBuild(_Page):
     @web.authenticated
     async def post(self, name: str, build_id: str):
         source = await self.source_or_404(name, build=True)
-        record = self.app.store.load(source.name, build_id)
+        record = await asyncio.to_thread(self.app.store.load, source.name, build_id)
         if record is None or record.status != "succeeded":
             raise PageError(
                 409, Message("Only a succeeded build can be tested: build it again, or pick one that succeeded.")
@@ -376,7 +377,11 @@ class BuilderApp(Application):
     max_upload_mb = Integer(50, config=True, help="Largest uploaded context archive, in MB. Default: 50.")
     max_context_mb = Integer(500, config=True, help="Largest uncompressed context, in MB. Default: 500.")
 
-    _logged_problems = Set(help="The problems of the images' files already logged: each is logged once.")
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # the problems of the images' files already logged (each is logged once); added to from worker threads
+        self._logged_problems: set[str] = set()
+        self._logged_problems_lock = threading.Lock()
 
     aliases = {
         "images-dir": "BuilderApp.images_dir",
@@ -405,8 +410,10 @@ class BuilderApp(Application):
         sources = load_sources(self.images_path, self.uploads_path)
         for source in sources.values():
             for problem in map(str, source.problems):
-                if problem not in self._logged_problems:
+                with self._logged_problems_lock:
+                    first_time = problem not in self._logged_problems
                     self._logged_problems.add(problem)
+                if first_time:
                     self.log.warning("Image %s: %s", source.name, problem)
         return sources
 

@@ -36,7 +36,7 @@ class KeysetCache:
         self.min_refresh_interval = min_refresh_interval
         self.timeout = timeout
         self._entries: dict[str, _Entry] = {}
-        self._failed_at: dict[str, float] = {}  # last failed fetch of a keyset never read yet
+        self._failed_at: dict[str, tuple[float, KeysetError]] = {}  # last failed fetch of a keyset never read
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _fetch(self, url: str) -> dict[str, jwt.PyJWK]:
@@ -54,15 +54,18 @@ class KeysetCache:
         async with lock:
             entry = self._entries.get(url)
             now = time.monotonic()
-            last_attempt = entry.attempted_at if entry else self._failed_at.get(url)
-            if last_attempt is not None and now - last_attempt < self.min_refresh_interval:
-                return  # a platform that is down is not asked again at every launch
+            if entry is None and url in self._failed_at:
+                failed_at, error = self._failed_at[url]
+                if now - failed_at < self.min_refresh_interval:
+                    raise error  # a platform that is down is not asked again at every launch: same reason
+            if entry and now - entry.attempted_at < self.min_refresh_interval:
+                return
             if entry:
                 entry.attempted_at = now
             try:
                 keys = await self._fetch(url)
-            except KeysetError:
-                self._failed_at[url] = now
+            except KeysetError as error:
+                self._failed_at[url] = (now, error)
                 raise
             self._entries[url] = _Entry(keys=keys, fetched_at=time.monotonic(), attempted_at=time.monotonic())
             log.info("LTI keyset %s: %d key(s)", url, len(keys))

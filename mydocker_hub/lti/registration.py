@@ -54,11 +54,6 @@ def _signature(secret: bytes, issued_at_ms: int, expires_at: int) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
 
 
-def last_registration_ms(entries: list[dict]) -> int:
-    """When the last platform registered through a link (``registered_at_ms`` of the saved entries)."""
-    return max((int(entry.get("registered_at_ms") or 0) for entry in entries), default=0)
-
-
 # -- what the platform says about itself ----------------------------------------------------------------
 def check_platform_configuration(configuration: dict, configuration_url: str) -> dict:
     """The platform's OpenID configuration, checked: the fields the hub needs, from the issuer's site."""
@@ -164,7 +159,26 @@ class RegisteredPlatformsFile:
             raise ValueError(f"{self.path}: expected a JSON list of platforms")
         return entries
 
+    @property
+    def _spent_mark(self) -> Path:
+        return self.path.with_name(self.path.name + ".links-spent-before")
+
+    def links_spent_before(self) -> int:
+        """Registration links issued before this time (ms) are spent: the last registration's time, kept
+        apart from the list, so that removing a platform from it (or a list that no longer reads) does
+        not bring its link back to life."""
+        try:
+            return int(self._spent_mark.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def spend_links_before(self, moment_ms: int) -> None:
+        if moment_ms > self.links_spent_before():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._spent_mark.write_text(f"{moment_ms}\n")
+
     def add(self, entry: dict) -> None:
+        self.spend_links_before(int(entry.get("registered_at_ms") or 0))
         entries = self.load() + [entry]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".lti-platforms-")
