@@ -20,6 +20,7 @@ from .auth.roles import TEACHER_GROUP
 from .builder.app import BUILD_SCOPE
 from .i18n import I18nExtension, LanguageTransform
 from .scheduler.app import READ_SCOPE as SESSIONS_READ_SCOPE
+from .spawner_settings import SwarmEnvironmentSettings
 from .sqlite_tuning import tune_sqlite_connections
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -230,13 +231,10 @@ def finalize(c) -> None:
 def _share_the_spawners_names(c) -> None:
     """The scheduler names and places its pre-pulls like the spawner's services: same prefix, same pool label
     (set in the escape hatch or not)."""
-    names = {
-        "MYDOCKER_SERVICE_PREFIX": ("service_prefix", "mydocker"),
-        "MYDOCKER_NODE_POOL_LABEL": ("node_pool_label", "org.mydocker.pool"),
-    }
+    names = {"MYDOCKER_SERVICE_PREFIX": "service_prefix", "MYDOCKER_NODE_POOL_LABEL": "node_pool_label"}
     spawner = c.SwarmEnvironmentSpawner
     shared = {
-        variable: str(spawner[name]) if name in spawner else default for variable, (name, default) in names.items()
+        variable: str(spawner[name] if name in spawner else _spawner_default(name)) for variable, name in names.items()
     }
     for service in c.JupyterHub.services if "services" in c.JupyterHub else []:
         if service.get("name") == "scheduler":
@@ -260,6 +258,10 @@ def _share_the_environments_directory(c) -> None:
     for service in c.JupyterHub.services:
         if "MYDOCKER_ENVIRONMENTS_DIR" in service.get("environment", {}):
             service["environment"] = {**service["environment"], "MYDOCKER_ENVIRONMENTS_DIR": environments_dir}
+
+
+def _spawner_default(setting: str):
+    return SwarmEnvironmentSettings.class_traits()[setting].default_value
 
 
 def _allow_embedding(c) -> None:

@@ -26,11 +26,17 @@ from traitlets.config import Application
 from ..i18n import Message, current_language
 from ..service_loop import run_until_stopped
 from ..service_pages import LocalizedPage, page_shell, said
+from ..spawner_settings import SwarmEnvironmentSettings
 from ..swarm.client import AsyncDocker
 from .core import HubClient, Scheduler
 from .prepull import PrePuller
 
 READ_SCOPE = "custom:mydocker-sessions:read"
+
+
+def _spawner_default(setting: str):
+    """The spawner's default for ``setting``: the scheduler's when the hub passes none."""
+    return SwarmEnvironmentSettings.class_traits()[setting].default_value
 
 
 #: a node's pre-pull state, in the reader's words
@@ -176,11 +182,11 @@ class SchedulerApp(Application):
 
     @default("service_label")
     def _service_label_from_hub(self):
-        return os.environ.get("MYDOCKER_SERVICE_PREFIX") or "mydocker"
+        return os.environ.get("MYDOCKER_SERVICE_PREFIX") or _spawner_default("service_prefix")
 
     @default("node_pool_label")
     def _node_pool_label_from_hub(self):
-        return os.environ.get("MYDOCKER_NODE_POOL_LABEL") or "org.mydocker.pool"
+        return os.environ.get("MYDOCKER_NODE_POOL_LABEL") or _spawner_default("node_pool_label")
 
     aliases = {
         "environments-dir": "SchedulerApp.environments_dir",
