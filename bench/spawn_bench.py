@@ -235,11 +235,25 @@ def route_of(user: str, server: str) -> str:
 
 
 def run_hub(kind: str, image: str, count: int, workdir: Path, prefix: str, rounds: int = 1) -> dict:
+    # "<kind>-class": the same hub, its servers stopped by one request for the whole class
+    class_stop = kind.endswith("-class")
+    kind = kind.removesuffix("-class")
     environments = {
         "bench.yaml": f"title: Bench\nimage: {image}\nhome: {{type: none}}\n",
     }
     extra = '\nc.JupyterHub.log_level = "INFO"\n'  # the default; the test harness asks for DEBUG
-    if kind.startswith("stock"):
+    stub = None
+    if kind == "floor":
+        # JupyterHub alone: a spawner that does nothing, its servers one shared stub process
+        stub = VersionStub("127.0.0.1")
+        extra += f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+c.JupyterHub.spawner_class = "no_work_spawner.NoWorkSpawner"
+c.NoWorkSpawner.stub_url = {stub.url.removesuffix("/hub/api")!r}
+c.JupyterHub.concurrent_spawn_limit = 100
+"""
+    elif kind.startswith("stock"):
         # "stock": JupyterHub's default timeouts; "stock-patient": ours (600 s start, 300 s HTTP), so that a
         # class of 100 does start and stock's own speed (and its stopping) can be compared
         start_timeout, http_timeout = (600, 300) if kind == "stock-patient" else (60, 30)
@@ -265,8 +279,9 @@ c.JupyterHub.allow_named_servers = False
         hub.api("POST", f"users/{user}")
     cpu0, _ = proc_stats(hub.process.pid)
     peak_rss = 0
-    server = "" if kind.startswith("stock") else "bench"
-    path = "users/{}/server" if kind.startswith("stock") else "users/{}/servers/" + server
+    default_server = kind.startswith("stock")
+    server = "" if default_server else "bench"
+    path = "users/{}/server" if default_server else "users/{}/servers/" + server
     durations, stop_times, release_times = [], [], []
 
     for _ in range(rounds):
@@ -317,8 +332,12 @@ c.JupyterHub.allow_named_servers = False
                     print("   ", line[:300])
         # stop all at once
         stop_began = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(count, 50)) as pool:
-            list(pool.map(lambda user: hub.api("DELETE", path.format(user)).status_code, list(ready)))
+        if class_stop:
+            response = hub.api("POST", f"mydocker/environments/{server}/stop")
+            assert response.status_code in (200, 202), response.text
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(count, 50)) as pool:
+                list(pool.map(lambda user: hub.api("DELETE", path.format(user)).status_code, list(ready)))
         while time.monotonic() - stop_began < 600:
             if not any(m.get("servers") for m in hub.api("GET", "users").json()):
                 break
@@ -340,6 +359,8 @@ c.JupyterHub.allow_named_servers = False
     api_seconds = time.monotonic() - api_began
     cpu1, rss = proc_stats(hub.process.pid)
     hub.stop()
+    if stub:
+        stub.close()
     return {
         "ready": durations,
         "count": count * rounds,

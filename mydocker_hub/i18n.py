@@ -257,6 +257,23 @@ FRENCH = {
     "You will be taken to it as soon as it is ready.": "Vous y serez conduit dès qu'il sera prêt.",
     "Event log": "Journal des événements",
     "Stopping…": "Arrêt…",
+    "Remove": "Retirer",
+    "Stop the class": "Arrêter la classe",
+    "Stop the students' servers of %(title)s? Teachers' servers keep running; files outside the students' "
+    "home folders are lost.": (
+        "Arrêter les serveurs des étudiants pour %(title)s ? Ceux des enseignants continuent ; les fichiers "
+        "hors des dossiers personnels des étudiants sont perdus."
+    ),
+    "Could not stop them:": "Impossible de les arrêter :",
+    "Remove %(title)s from your list? Your files in its home folder are kept; you can start it again from "
+    "the catalogue.": (
+        "Retirer %(title)s de votre liste ? Les fichiers de son dossier personnel sont conservés ; vous pourrez "
+        "le relancer depuis le catalogue."
+    ),
+    "Remove %(title)s from your list? You can start it again from the catalogue.": (
+        "Retirer %(title)s de votre liste ? Vous pourrez le relancer depuis le catalogue."
+    ),
+    "Could not remove it:": "Impossible de le retirer :",
     "Stopped. Back to your environments…": "Éteint. Retour à vos environnements…",
     "Could not stop it: %(error)s": "Impossible de l'éteindre : %(error)s",
     "Your environment is stopping.": "Votre environnement s'éteint.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
@@ -30,7 +31,7 @@ def french_student(browser, hub):
     return context, page
 
 
-def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
+def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots, docker_api, run_prefix):
     hub.ensure_user("student")
     if hub.server_model("student", "lab"):
         hub.stop_server("student", "lab")
@@ -71,6 +72,23 @@ def test_student_goes_from_login_to_a_running_jupyterlab(browser, hub, shots):
         "data-status", "stopped"
     )
     assert hub.server_model("student", "lab") is None
+    # a stopped environment can be removed from the list (as on JupyterHub's own home page), files kept
+    assert "lab" in hub.api("GET", "users/student?include_stopped_servers=1").json()["servers"]
+    page.on("dialog", lambda dialog: (dialog_texts.append(dialog.message), dialog.accept()))
+    dialog_texts: list[str] = []
+    page.locator('.home-server-row[data-server-name="lab"] .mydocker-remove').click()
+    expect(page.locator('.home-server-row[data-server-name="lab"]')).to_have_count(0)
+    assert dialog_texts == [
+        "Remove Test lab from your list? Your files in its home folder are kept; "
+        "you can start it again from the catalogue."
+    ]
+    page.reload()
+    expect(page.locator('.home-server-row[data-server-name="lab"]')).to_have_count(0)
+    stopped = hub.api("GET", "users/student?include_stopped_servers=1").json()["servers"]
+    assert "lab" not in stopped
+    assert docker_api.inspect_volume(f"{run_prefix}-home-student")  # the student's files are still there
+    page.goto(f"{hub.url}/hub/spawn")
+    expect(page.locator('.mydocker-card[data-environment="lab"] .mydocker-start')).to_be_visible()
     context.close()
 
 
@@ -182,3 +200,85 @@ def test_teacher_sees_broken_files_and_drafts(browser, hub, shots):
         student.close()
     finally:
         broken.unlink()
+
+
+def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tmp_path, run_prefix, docker_api):
+    """The end of a lab: an owner of the environment stops every student's server of it at once (the
+    environment files page's "Stop the class" button), sparing the teachers' servers and other environments.
+    A student calling the same endpoint can only stop their own server."""
+    from mydocker_hub.auth.roles import TEACHER_GROUP
+
+    from .hubprocess import TEST_IMAGE, Hub, wait_for
+
+    context = None
+    environments = {
+        "class.yaml": f"title: Class lab\nimage: {TEST_IMAGE}\nhome: {{type: none}}\naccess: {{owners: [teacher]}}\n",
+        "other.yaml": f"title: Other lab\nimage: {TEST_IMAGE}\nhome: {{type: none}}\n",
+    }
+    class_hub = Hub(tmp_path, run_prefix, environments=environments)
+    class_hub.start()
+    try:
+        class_hub.ensure_user("teacher", groups=(TEACHER_GROUP,))  # a demo account
+        for student in ("s1", "s2", "s3"):
+            class_hub.ensure_user(student)
+        for user, server in [("s1", "class"), ("s2", "class"), ("s3", "class"), ("teacher", "class"), ("s1", "other")]:
+            assert class_hub.api("POST", f"users/{user}/servers/{server}").status_code in (201, 202)
+        for user, server in [("s1", "class"), ("s2", "class"), ("s3", "class"), ("teacher", "class"), ("s1", "other")]:
+            wait_for(
+                lambda u=user, s=server: (class_hub.server_model(u, s) or {}).get("ready"),
+                180,
+                message=f"{user}/{server} ready",
+            )
+
+        def running(server: str) -> set[str]:
+            return {
+                model["name"]
+                for model in class_hub.api("GET", "users").json()
+                if model.get("servers", {}).get(server, {}).get("ready")
+            }
+
+        stop_url = f"{class_hub.url}/hub/api/mydocker/environments/class/stop"
+        # a student: their own server only, whatever they ask
+        student = requests.post(
+            stop_url,
+            headers={"Authorization": f"token {class_hub.user_token('s3')}"},
+            json={"users": ["s1", "s2", "s3"]},
+            timeout=60,
+        )
+        assert student.status_code == 200, student.text
+        assert student.json()["stopped"] == ["s3"]
+        assert running("class") == {"s1", "s2", "teacher"}
+
+        # the owner, on the environment files page: the count of running servers, and "Stop the class"
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        login(page, class_hub, "teacher")
+        page.goto(f"{class_hub.url}/hub/environments")
+        row = page.locator("tr", has=page.locator("td", has_text="Class lab"))
+        expect(row.locator(".mydocker-running")).to_have_attribute("data-count", "3")
+        page.screenshot(path=shots / "environments-running.png", full_page=True)
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.locator(".mydocker-stop-class").click()
+        expect(row.locator(".mydocker-running")).to_have_attribute("data-count", "1", timeout=60_000)  # reloaded
+        assert running("class") == {"teacher"}  # the teacher's own server keeps running
+        assert running("other") == {"s1"}  # and another environment's servers too
+        labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=class"]
+        assert {s["Spec"]["Labels"]["org.mydocker.user"] for s in docker_api.services(filters={"label": labels})} == {
+            "teacher"
+        }
+        # the servers are stopped as JupyterHub stops them: a new start works at once
+        class_hub.spawn("s1", "class")
+
+        # without XSRF, a cookie cannot be used to stop a class (another site's form)
+        teacher = class_hub.login("teacher")
+        xsrf = teacher.cookies.get("_xsrf")
+        forged = teacher.post(stop_url, json={}, timeout=60)
+        assert forged.status_code == 403
+        assert running("class") == {"teacher", "s1"}
+        # a malformed request says what is wrong
+        bad = teacher.post(stop_url, headers={"X-XSRFToken": xsrf}, json={"users": "s1"}, timeout=60)
+        assert bad.status_code == 400 and bad.json()["message"] == '"users" must be a list of user names'
+    finally:
+        if context:
+            context.close()
+        class_hub.stop()

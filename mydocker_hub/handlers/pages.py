@@ -6,8 +6,10 @@ import asyncio
 import posixpath
 from urllib.parse import quote
 
+from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
+from sqlalchemy import func
 from tornado import web
 
 from ..auth.roles import TEACHER_GROUP
@@ -16,6 +18,7 @@ from ..environments import get_catalog
 from ..i18n import Message, current_language
 from ..sessions.policy import closed_message
 from ..start_failure import StartFailed
+from .class_stop import StopEnvironmentServersHandler
 from .errors import PageError
 from .views import card_view, format_bytes, render_link
 
@@ -182,6 +185,11 @@ class EnvironmentStatusHandler(_EnvironmentPage):
         catalog = await self.fresh_catalog()
         lang = current_language.get()
         environments = sorted(catalog.environments.values(), key=lambda env: env.slug)
+        running = dict(
+            self.db.query(orm.Spawner.name, func.count(orm.Spawner.id))
+            .filter(orm.Spawner.server_id.isnot(None))
+            .group_by(orm.Spawner.name)
+        )
         html = await self.render_template(
             "environments_status.html",
             environments=environments,
@@ -189,6 +197,8 @@ class EnvironmentStatusHandler(_EnvironmentPage):
             errors=[str(error).removeprefix(str(catalog.directory) + "/") for error in catalog.errors],
             broken_files={error.file for error in catalog.errors},
             directory=self.settings["mydocker_environments_dir"],
+            running=running,
+            may_stop_class={env.slug for env in environments if user.admin or env.is_manager(user.name)},
         )
         self.finish(html)
 
@@ -198,6 +208,7 @@ def extra_handlers() -> list[tuple]:
     return [
         (r"/join/([a-z0-9][a-z0-9-]{0,29})(?:/user-redirect/(.*))?/?", JoinHandler),
         (r"/environments/?", EnvironmentStatusHandler),
+        (r"/api/mydocker/environments/([a-z0-9][a-z0-9-]{0,29})/stop", StopEnvironmentServersHandler),
         (r"/environments/([^/]+)/([^/]+)/extend", ExtendHandler),
         (r"/environments/([^/]+)/([^/]+)/?", ConnectionHandler),
     ]
