@@ -188,8 +188,9 @@ class FakeHub:
     async def users_with_servers(self) -> list[dict]:
         return self.users
 
-    async def stop_server(self, user: str, server: str) -> None:
-        self.stopped.append(f"{user}/{server}")
+    async def stop_servers(self, environment: str, users: list[str]) -> list[str]:
+        self.stopped.extend(f"{user}/{environment}" for user in users)
+        return users
 
 
 class FakeDocker:

@@ -74,8 +74,12 @@ class HubClient:
                 return users
             offset = following["offset"]
 
-    async def stop_server(self, user: str, server: str) -> None:
-        await self.request("DELETE", f"users/{quote(user, safe='')}/servers/{quote(server, safe='')}")
+    async def stop_servers(self, environment: str, users: list[str]) -> list[str]:
+        """Stop these users' servers of an environment in one request (the hub's class stop); who was stopped."""
+        answer = await self.request(
+            "POST", f"mydocker/environments/{quote(environment, safe='')}/stop", body={"users": users}
+        )
+        return list((answer or {}).get("stopped", [])) + list((answer or {}).get("pending", []))
 
 
 class Scheduler:
@@ -194,7 +198,7 @@ class Scheduler:
             return
         users = await self.hub.users_with_servers()
         for env, session in ending:
-            stopped = []
+            leaving = []
             for user in users:
                 server = (user.get("servers") or {}).get(env.slug)
                 if not server:
@@ -207,8 +211,10 @@ class Scheduler:
                 following = availability(env, now, groups=groups)
                 if following.session is not None and following.session.start <= now:
                     continue  # the student is already in the next session of this environment
-                await self.hub.stop_server(user["name"], env.slug)
-                stopped.append(f"{user['name']}/{env.slug}")
+                leaving.append(user["name"])
+            # one request for the whole class: the hub stops them together
+            names = await self.hub.stop_servers(env.slug, leaving) if leaving else []
+            stopped = [f"{name}/{env.slug}" for name in sorted(names)]
             self.state["ended"][session_key(env, session)] = {"at": now.isoformat(), "stopped": stopped}
             self.log.info("Session %s ended: stopped %d server(s)", session_key(env, session), len(stopped))
 
