@@ -21,6 +21,8 @@ Fairness notes:
 - stock-patient: the same, with our start and HTTP timeouts (600 s, 300 s) instead of JupyterHub's
   (60 s, 30 s): stock's own speed for a class that it would otherwise abandon, and its stopping.
 - ours: ``SwarmEnvironmentSpawner`` with the distribution's defaults.
+- floor: JupyterHub with a spawner that does no work (``no_work_spawner.py``): JupyterHub's own cost.
+- <kind>-class: the servers stopped by one request for the class instead of one DELETE per server.
 - both hubs log at INFO, JupyterHub's default (the test harness's DEBUG is turned off).
 """
 
@@ -395,7 +397,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,20,100")
     parser.add_argument("--image", default="mydocker/minimal:latest")
-    parser.add_argument("--kinds", default="raw,raw-lab,stock,stock-patient,ours")
+    parser.add_argument("--kinds", default="raw,raw-lab,stock,stock-patient,ours,ours-class,floor,floor-class")
     parser.add_argument(
         "--small-rounds",
         type=int,
@@ -471,6 +473,10 @@ def main() -> None:
                 stopped = f" (it stopped {len(stock['ready'])})" if len(stock["ready"]) < stock["count"] else ""
                 parts.append(f"stop ours/{stock_kind} {ours['stop'] / stock['stop']:.2f}{stopped}")
                 parts.append(f"released ours/{stock_kind} {ours['released'] / stock['released']:.2f}{stopped}")
+                for other in ("ours-class", "floor", "floor-class"):
+                    measured = results.get((other, size))
+                    if measured and measured["ready"]:
+                        parts.append(f"stop {other}/{stock_kind} {measured['stop'] / stock['stop']:.2f}{stopped}")
         print(f"N={size}: " + ", ".join(parts))
 
 
