@@ -214,6 +214,8 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
     environments = {
         "class.yaml": f"title: Class lab\nimage: {TEST_IMAGE}\nhome: {{type: none}}\naccess: {{owners: [teacher]}}\n",
         "other.yaml": f"title: Other lab\nimage: {TEST_IMAGE}\nhome: {{type: none}}\n",
+        # no node has 64 CPUs: a start stays under way for 15 s before it fails
+        "stuck.yaml": f"title: Stuck\nimage: {TEST_IMAGE}\nresources: {{cpu_limit: 64, cpu_reservation: 64}}\n",
     }
     class_hub = Hub(tmp_path, run_prefix, environments=environments)
     class_hub.start()
@@ -248,6 +250,12 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
         assert student.status_code == 200, student.text
         assert student.json()["stopped"] == ["s3"]
         assert running("class") == {"s1", "s2", "teacher"}
+        # a token that may not stop servers (read-only) stops nothing, even the owner's
+        read_only = class_hub.api("POST", "users/teacher/tokens", json={"scopes": ["read:users!user=teacher"]})
+        refused = requests.post(
+            stop_url, headers={"Authorization": f"token {read_only.json()['token']}"}, json={}, timeout=60
+        )
+        assert refused.status_code == 403 and refused.json()["message"] == "This token may not stop servers"
 
         # the owner, on the environment files page: the count of running servers, and "Stop the class"
         context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
@@ -260,6 +268,7 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
         page.once("dialog", lambda dialog: dialog.accept())
         row.locator(".mydocker-stop-class").click()
         expect(row.locator(".mydocker-running")).to_have_attribute("data-count", "1", timeout=60_000)  # reloaded
+        expect(row.locator(".mydocker-stop-class")).to_have_count(0)  # no student's server left to stop
         assert running("class") == {"teacher"}  # the teacher's own server keeps running
         assert running("other") == {"s1"}  # and another environment's servers too
         labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=class"]
@@ -278,6 +287,26 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
         # a malformed request says what is wrong
         bad = teacher.post(stop_url, headers={"X-XSRFToken": xsrf}, json={"users": "s1"}, timeout=60)
         assert bad.status_code == 400 and bad.json()["message"] == '"users" must be a list of user names'
+        # owning one environment gives nothing over another one
+        other_url = f"{class_hub.url}/hub/api/mydocker/environments/other/stop"
+        other = teacher.post(other_url, headers={"X-XSRFToken": xsrf}, json={}, timeout=60)
+        assert other.status_code == 200 and other.json()["stopped"] == []
+        assert running("other") == {"s1"}
+        # a start under way when the class is stopped is interrupted, as JupyterHub's DELETE does
+        assert class_hub.api("POST", "users/s2/servers/stuck").status_code == 202
+        time.sleep(1)
+        interrupted = class_hub.api("POST", "mydocker/environments/stuck/stop", json={})
+        assert interrupted.status_code == 200 and interrupted.json()["stopped"] == ["s2"], interrupted.text
+        assert class_hub.server_model("s2", "stuck") is None
+        wait_for(
+            lambda: (
+                not docker_api.services(
+                    filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=stuck"]}
+                )
+            ),
+            30,
+            message="the interrupted start's service removed",
+        )
     finally:
         if context:
             context.close()

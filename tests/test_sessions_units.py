@@ -181,16 +181,20 @@ sessions:
 
 
 class FakeHub:
-    def __init__(self, users: list[dict]):
+    """``refuse``: users whose servers the hub fails to stop, as its class stop reports them."""
+
+    def __init__(self, users: list[dict], refuse: tuple[str, ...] = ()):
         self.users = users
+        self.refuse = refuse
         self.stopped: list[str] = []
 
     async def users_with_servers(self) -> list[dict]:
         return self.users
 
-    async def stop_servers(self, environment: str, users: list[str]) -> list[str]:
-        self.stopped.extend(f"{user}/{environment}" for user in users)
-        return users
+    async def stop_servers(self, environment: str, users: list[str]) -> dict:
+        stopped = [user for user in users if user not in self.refuse]
+        self.stopped.extend(f"{user}/{environment}" for user in stopped)
+        return {"stopped": stopped, "stopping": [], "failed": {user: "engine error" for user in self.refuse}}
 
 
 class FakeDocker:
@@ -263,6 +267,17 @@ def test_a_docker_error_in_the_capacity_check_does_not_skip_the_end_of_a_session
     asyncio.run(scheduler.tick(now=END + dt.timedelta(minutes=1)))
     assert scheduler.hub.stopped == ["sam/tp"]
     assert "tp@" + START.isoformat() in scheduler.state["ended"]
+
+
+def test_a_session_whose_servers_could_not_all_be_stopped_is_tried_again(tmp_path):
+    scheduler = scheduler_with(tmp_path, [running_tp("sam", ["g1"])])
+    scheduler.hub.refuse = ("sam",)
+    asyncio.run(scheduler.tick(now=END + dt.timedelta(minutes=1)))
+    assert "tp@" + START.isoformat() not in scheduler.state["ended"]  # not marked ended
+    scheduler.hub.refuse = ()
+    asyncio.run(scheduler.tick(now=END + dt.timedelta(minutes=2)))
+    assert scheduler.hub.stopped == ["sam/tp"]
+    assert scheduler.state["ended"]["tp@" + START.isoformat()]["stopped"] == ["sam/tp"]
 
 
 def test_slow_prepulls_do_not_delay_the_end_of_a_session(tmp_path):

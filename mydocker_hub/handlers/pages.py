@@ -18,7 +18,7 @@ from ..environments import get_catalog
 from ..i18n import Message, current_language
 from ..sessions.policy import closed_message
 from ..start_failure import StartFailed
-from .class_stop import StopEnvironmentServersHandler
+from .class_stop import StopEnvironmentServersHandler, spared_by_default
 from .errors import PageError
 from .views import card_view, format_bytes, render_link
 
@@ -190,6 +190,14 @@ class EnvironmentStatusHandler(_EnvironmentPage):
             .filter(orm.Spawner.server_id.isnot(None))
             .group_by(orm.Spawner.name)
         )
+        may_stop_class = {env.slug for env in environments if user.admin or env.is_manager(user.name)}
+        # what "Stop the class" would stop: the students' servers (teachers' and staff's are spared)
+        students_running: dict[str, int] = {}
+        for orm_spawner in self.db.query(orm.Spawner).filter(
+            orm.Spawner.server_id.isnot(None), orm.Spawner.name.in_(may_stop_class)
+        ):
+            if not spared_by_default(catalog.get(orm_spawner.name), orm_spawner.user):
+                students_running[orm_spawner.name] = students_running.get(orm_spawner.name, 0) + 1
         html = await self.render_template(
             "environments_status.html",
             environments=environments,
@@ -198,7 +206,7 @@ class EnvironmentStatusHandler(_EnvironmentPage):
             broken_files={error.file for error in catalog.errors},
             directory=self.settings["mydocker_environments_dir"],
             running=running,
-            may_stop_class={env.slug for env in environments if user.admin or env.is_manager(user.name)},
+            students_running=students_running,
         )
         self.finish(html)
 

@@ -74,12 +74,15 @@ class HubClient:
                 return users
             offset = following["offset"]
 
-    async def stop_servers(self, environment: str, users: list[str]) -> list[str]:
-        """Stop these users' servers of an environment in one request (the hub's class stop); who was stopped."""
-        answer = await self.request(
-            "POST", f"mydocker/environments/{quote(environment, safe='')}/stop", body={"users": users}
-        )
-        return list((answer or {}).get("stopped", [])) + list((answer or {}).get("pending", []))
+    async def stop_servers(self, environment: str, users: list[str]) -> dict:
+        """Stop these users' servers of an environment in one request (the hub's class stop).
+
+        The hub's answer: ``{"stopped": [...], "stopping": [...], "failed": {user: reason}}``."""
+        path = f"mydocker/environments/{quote(environment, safe='')}/stop"
+        answer = await self.request("POST", path, body={"users": users})
+        if answer is None:
+            raise RuntimeError(f"hub API POST {path}: not found (is mydocker_hub's extra_handlers configured?)")
+        return answer
 
 
 class Scheduler:
@@ -213,7 +216,12 @@ class Scheduler:
                     continue  # the student is already in the next session of this environment
                 leaving.append(user["name"])
             # one request for the whole class: the hub stops them together
-            names = await self.hub.stop_servers(env.slug, leaving) if leaving else []
+            answer = await self.hub.stop_servers(env.slug, leaving) if leaving else {}
+            if answer.get("failed"):
+                # the session stays open: the next tick tries those again (the stopped ones are gone by then)
+                self.log.error("Session %s: could not stop %s", session_key(env, session), answer["failed"])
+                continue
+            names = list(answer.get("stopped", [])) + list(answer.get("stopping", []))
             stopped = [f"{name}/{env.slug}" for name in sorted(names)]
             self.state["ended"][session_key(env, session)] = {"at": now.isoformat(), "stopped": stopped}
             self.log.info("Session %s ended: stopped %d server(s)", session_key(env, session), len(stopped))
