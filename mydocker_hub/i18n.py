@@ -259,15 +259,15 @@ FRENCH = {
     "Stopping…": "Arrêt…",
     "Remove": "Retirer",
     "Stop the class": "Arrêter la classe",
-    "Stop the %(count)s students' servers of %(title)s? Teachers' servers keep running; files outside the "
-    "students' home folders are lost.": (
-        "Arrêter les %(count)s serveurs d'étudiants de %(title)s ? Ceux des enseignants continuent ; les "
-        "fichiers hors des dossiers personnels des étudiants sont perdus."
+    "Stop the students' servers of %(title)s (%(count)s running)? Teachers' servers keep running; files "
+    "outside the students' home folders are lost.": (
+        "Arrêter les serveurs des étudiants de %(title)s (%(count)s en cours) ? Ceux des enseignants "
+        "continuent ; les fichiers hors des dossiers personnels des étudiants sont perdus."
     ),
-    "Stop the %(count)s students' servers of %(title)s? Teachers' servers keep running; the students' files "
-    "are lost (this environment has no home folder).": (
-        "Arrêter les %(count)s serveurs d'étudiants de %(title)s ? Ceux des enseignants continuent ; les "
-        "fichiers des étudiants sont perdus (cet environnement n'a pas de dossier personnel)."
+    "Stop the students' servers of %(title)s (%(count)s running)? Teachers' servers keep running; the "
+    "students' files are lost (this environment has no home folder).": (
+        "Arrêter les serveurs des étudiants de %(title)s (%(count)s en cours) ? Ceux des enseignants "
+        "continuent ; les fichiers des étudiants sont perdus (cet environnement n'a pas de dossier personnel)."
     ),
     "Could not stop them:": "Impossible de les arrêter :",
     "Remove %(title)s from your list? Your files in its home folder are kept; you can start it again from "
