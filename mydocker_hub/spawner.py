@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from docker.errors import APIError
 from dockerspawner import SwarmSpawner
+from jupyterhub import orm
 from jupyterhub.spawner import SpawnException
 from markupsafe import Markup
 from traitlets import default
@@ -106,6 +107,8 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             follow_interval=self.watch_follow_interval,
             queue_length=lambda: SwarmEnvironmentSpawner._start_slots.waiting,
             log=self.log,
+            secret_sweep_interval=self.sweep_interval,
+            running_servers=_servers_running_in(self.user.db),
         )
 
     def docker(self, method, *args, **kwargs):
@@ -706,6 +709,20 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         if not address or address.startswith("127.") or address in ("0.0.0.0", "::1"):
             return request_host.rsplit(":", 1)[0] if request_host.count(":") == 1 else request_host
         return address
+
+
+def _servers_running_in(db):
+    """A reader of the (user, server name) pairs the hub's database lists as running or starting."""
+
+    def running() -> set[tuple[str, str]]:
+        rows = (
+            db.query(orm.User.name, orm.Spawner.name)
+            .join(orm.Spawner, orm.Spawner.user_id == orm.User.id)
+            .filter(orm.Spawner.server_id.isnot(None))
+        )
+        return {(user, server) for user, server in rows}
+
+    return running
 
 
 def _secret_ids_of(service: dict) -> list[str]:

@@ -77,6 +77,14 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         help="""Seconds between listings of Swarm services and tasks when no start is waiting.
         Default: 5. Every spawner reads the shared listing, so poll costs no Docker call.""",
     )
+    sweep_interval = Float(
+        600.0,
+        config=True,
+        help="""Seconds between sweeps of what stopped servers may leave behind: Swarm secrets whose service
+        is gone, and services whose server the hub does not list as running (a stop during which the engine
+        failed: JupyterHub marks the server stopped anyway). Either is removed when two sweeps in a row find
+        it so. Default: 600.""",
+    )
     watch_fast_interval = Float(
         0.25,
         config=True,

@@ -596,3 +596,56 @@ def test_a_home_size_is_enforced_by_a_volume_driver_configured_for_it(tmp_path, 
         sized_hub.stop_server("quota", "small-home")
     finally:
         sized_hub.stop()
+
+
+def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kept(tmp_path, run_prefix, docker_api):
+    """A stop during which the engine failed leaves the service running while JupyterHub marks the server
+    stopped (it swallows the spawner's error). Shown by a hub database whose row says stopped while the
+    service runs: the next sweeps remove that service (two in a row must find it so), not a running one."""
+    import sqlite3
+
+    from .hubprocess import Hub
+
+    environments = {"sweep.yaml": f"title: Sweep\nimage: {TEST_IMAGE}\nhome: {{type: none}}\n"}
+    sweep_hub = Hub(
+        tmp_path,
+        run_prefix,
+        environments=environments,
+        extra_config="\nc.SwarmEnvironmentSpawner.sweep_interval = 2\n",
+    )
+    sweep_hub.start()
+    try:
+        for user in ("left", "kept"):
+            sweep_hub.ensure_user(user)
+            sweep_hub.spawn(user, "sweep")
+        left_service = service_of(docker_api, run_prefix, "left", "sweep")
+        kept_service = service_of(docker_api, run_prefix, "kept", "sweep")
+        sweep_hub.stop()  # servers outlive the hub
+        database = sqlite3.connect(tmp_path / "data" / "jupyterhub.sqlite")
+        with database:
+            [(server_id,)] = database.execute(
+                "SELECT spawners.server_id FROM spawners JOIN users ON users.id = spawners.user_id"
+                " WHERE users.name = 'left' AND spawners.name = 'sweep'"
+            ).fetchall()
+            database.execute("UPDATE spawners SET server_id = NULL WHERE server_id = ?", (server_id,))
+            database.execute("DELETE FROM servers WHERE id = ?", (server_id,))
+        database.close()
+        sweep_hub.start()
+
+        def left_is_gone():
+            return not docker_api.services(filters={"id": left_service["ID"]})
+
+        wait_for(left_is_gone, 60, message="the service of a server the hub lists as stopped removed")
+        assert any("Removing service" in line and "left" in line for line in sweep_hub.log_lines("Removing service"))
+        # the running server was not touched: same service, still answering through the hub
+        assert (sweep_hub.server_model("kept", "sweep") or {}).get("ready")
+        assert service_of(docker_api, run_prefix, "kept", "sweep")["ID"] == kept_service["ID"]
+        kept = requests.get(
+            f"{sweep_hub.url}/user/kept/sweep/api/status",
+            headers={"Authorization": f"token {sweep_hub.user_token('kept')}"},
+            timeout=30,
+        )
+        assert kept.status_code == 200, kept.status_code
+        sweep_hub.stop_server("kept", "sweep")
+    finally:
+        sweep_hub.stop()

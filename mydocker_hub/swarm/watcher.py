@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import docker.errors
 
 from .client import AsyncDocker
-from .specs import MANAGED_LABEL, SECRET_SERVICE_LABEL
+from .specs import MANAGED_LABEL, SECRET_SERVICE_LABEL, SERVER_LABEL, USER_LABEL
 
 
 @dataclass
@@ -40,6 +40,7 @@ class SwarmWatcher:
         log: logging.Logger | None = None,
         secret_sweep_interval: float = 600.0,
         queue_length: Callable[[], int] = lambda: 0,
+        running_servers: Callable[[], set[tuple[str, str]]] | None = None,
     ):
         self.docker = docker
         self.hub_label = hub_label
@@ -61,6 +62,9 @@ class SwarmWatcher:
         self.secret_sweep_interval = secret_sweep_interval
         self._swept_at = time.monotonic()
         self._orphan_secrets: set[str] = set()
+        # (user, server) pairs the hub lists as running or starting; None: services are never swept
+        self.running_servers = running_servers
+        self._orphan_services: set[str] = set()  # service IDs found without a running server at the last sweep
         # secrets of stopped servers, removed once their container is gone: secret ID -> (attempts, due at)
         self._secrets_to_remove: dict[str, tuple[int, float]] = {}
 
@@ -139,12 +143,15 @@ class SwarmWatcher:
     async def _sweep_quietly(self) -> None:
         """A sweep that fails is retried at the next one; it never marks the listing unhealthy."""
         try:
+            await self.sweep_orphan_services()
             await self.sweep_orphan_secrets()
         except asyncio.CancelledError:
             raise
         except Exception as e:
             self.log.warning(
-                "Sweeping orphan Swarm secrets failed (next try in %.0f s): %s", self.secret_sweep_interval, e
+                "Sweeping orphan Swarm services and secrets failed (next try in %.0f s): %s",
+                self.secret_sweep_interval,
+                e,
             )
 
     async def _pause(self) -> None:
@@ -229,6 +236,37 @@ class SwarmWatcher:
             return self.snapshot
         finally:
             self._waiters -= 1
+
+    async def sweep_orphan_services(self) -> list[str]:
+        """Remove this hub's server services whose server the hub does not list as running, once seen so at
+        two sweeps in a row (minutes apart): what a stop leaves when the engine failed to remove the service
+        (JupyterHub marks the server stopped anyway), e.g. a class stopped while the engine restarted. A
+        start's server is listed from its first moment, so no start is ever taken for an orphan. Services
+        without a user and server label (pre-pulls) are not servers. Returns the names removed."""
+        if self.running_servers is None:
+            return []
+        running = self.running_servers()
+        orphans: dict[str, tuple[str, list[str]]] = {}  # service ID -> (name, its secrets' IDs)
+        for name, service in self.snapshot.services.items():
+            labels = service.get("Spec", {}).get("Labels", {})
+            if USER_LABEL not in labels or SERVER_LABEL not in labels:
+                continue
+            if (labels[USER_LABEL], labels[SERVER_LABEL]) not in running:
+                container_spec = service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+                orphans[service["ID"]] = (name, [secret["SecretID"] for secret in container_spec.get("Secrets") or []])
+        removed = []
+        for service_id in orphans.keys() & self._orphan_services:
+            name, secret_ids = orphans.pop(service_id)
+            self.log.warning("Removing service %s: the hub has not listed its server as running for minutes", name)
+            try:
+                await self.docker.call("remove_service", service_id)  # by ID: a new start's service is another
+            except docker.errors.NotFound:
+                pass
+            self.forget_service(name)
+            self.remove_secrets_when_free(secret_ids)
+            removed.append(name)
+        self._orphan_services = set(orphans)  # seen once: removed at the next sweep if still so
+        return removed
 
     async def sweep_orphan_secrets(self) -> int:
         """Remove this hub's Swarm secrets whose service is gone, once seen so at two sweeps in a row.
