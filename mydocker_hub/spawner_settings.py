@@ -27,7 +27,8 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         "mydocker",
         config=True,
         help="""Prefix of every Swarm service, volume and secret this hub creates, and value of their
-        ``org.mydocker.managed`` label. Two hubs sharing one Swarm need different prefixes.
+        ``org.mydocker.managed`` label. Two hubs sharing one Swarm need different prefixes: each hub's
+        sweep (``sweep_interval``) removes the services of its prefix that it does not list as running.
         Default: ``mydocker``. Must be a lowercase slug, e.g. ``mydocker-staging``.""",
     )
     host_port_range = Unicode(

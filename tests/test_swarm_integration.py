@@ -606,10 +606,13 @@ def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kep
 
     from .hubprocess import Hub
 
+    # a prefix of its own: a sweep removes every service of its prefix that its hub does not run, so it must
+    # not see the other hubs' servers of this test run (two hubs sharing a Swarm need different prefixes)
+    prefix = run_prefix + "w"
     environments = {"sweep.yaml": f"title: Sweep\nimage: {TEST_IMAGE}\nhome: {{type: none}}\n"}
     sweep_hub = Hub(
         tmp_path,
-        run_prefix,
+        prefix,
         environments=environments,
         extra_config="\nc.SwarmEnvironmentSpawner.sweep_interval = 2\n",
     )
@@ -618,8 +621,8 @@ def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kep
         for user in ("left", "kept"):
             sweep_hub.ensure_user(user)
             sweep_hub.spawn(user, "sweep")
-        left_service = service_of(docker_api, run_prefix, "left", "sweep")
-        kept_service = service_of(docker_api, run_prefix, "kept", "sweep")
+        left_service = service_of(docker_api, prefix, "left", "sweep")
+        kept_service = service_of(docker_api, prefix, "kept", "sweep")
         sweep_hub.stop()  # servers outlive the hub
         database = sqlite3.connect(tmp_path / "data" / "jupyterhub.sqlite")
         with database:
@@ -639,7 +642,7 @@ def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kep
         assert any("Removing service" in line and "left" in line for line in sweep_hub.log_lines("Removing service"))
         # the running server was not touched: same service, still answering through the hub
         assert (sweep_hub.server_model("kept", "sweep") or {}).get("ready")
-        assert service_of(docker_api, run_prefix, "kept", "sweep")["ID"] == kept_service["ID"]
+        assert service_of(docker_api, prefix, "kept", "sweep")["ID"] == kept_service["ID"]
         kept = requests.get(
             f"{sweep_hub.url}/user/kept/sweep/api/status",
             headers={"Authorization": f"token {sweep_hub.user_token('kept')}"},
