@@ -24,6 +24,7 @@ from dockerspawner import SwarmSpawner
 from jupyterhub import orm
 from jupyterhub.spawner import SpawnException
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 from traitlets import default
 
 from . import metrics
@@ -108,7 +109,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             queue_length=lambda: SwarmEnvironmentSpawner._start_slots.waiting,
             log=self.log,
             secret_sweep_interval=self.sweep_interval,
-            running_servers=_servers_running_in(self.user.db),
+            stopped_servers=_servers_stopped_in(self.user.db),
         )
 
     def docker(self, method, *args, **kwargs):
@@ -711,18 +712,23 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         return address
 
 
-def _servers_running_in(db):
-    """A reader of the (user, server name) pairs the hub's database lists as running or starting."""
+def _servers_stopped_in(db):
+    """A reader of the (user, server name) pairs the hub's database knows and lists as stopped."""
 
-    def running() -> set[tuple[str, str]]:
-        rows = (
-            db.query(orm.User.name, orm.Spawner.name)
-            .join(orm.Spawner, orm.Spawner.user_id == orm.User.id)
-            .filter(orm.Spawner.server_id.isnot(None))
-        )
+    def stopped() -> set[tuple[str, str]]:
+        try:
+            rows = (
+                db.query(orm.User.name, orm.Spawner.name)
+                .join(orm.Spawner, orm.Spawner.user_id == orm.User.id)
+                .filter(orm.Spawner.server_id.is_(None))
+                .all()
+            )
+        except SQLAlchemyError:
+            db.rollback()  # the hub's one session must stay usable, as JupyterHub does after its own errors
+            raise
         return {(user, server) for user, server in rows}
 
-    return running
+    return stopped
 
 
 def _secret_ids_of(service: dict) -> list[str]:

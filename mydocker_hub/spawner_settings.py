@@ -28,7 +28,7 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         config=True,
         help="""Prefix of every Swarm service, volume and secret this hub creates, and value of their
         ``org.mydocker.managed`` label. Two hubs sharing one Swarm need different prefixes: each hub's
-        sweep (``sweep_interval``) removes the services of its prefix that it does not list as running.
+        sweep (``sweep_interval``) removes the services of its prefix whose server it lists as stopped.
         Default: ``mydocker``. Must be a lowercase slug, e.g. ``mydocker-staging``.""",
     )
     host_port_range = Unicode(
@@ -82,9 +82,9 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         600.0,
         config=True,
         help="""Seconds between sweeps of what stopped servers may leave behind: Swarm secrets whose service
-        is gone, and services whose server the hub does not list as running (a stop during which the engine
+        is gone, and services of servers the hub's database lists as stopped (a stop during which the engine
         failed: JupyterHub marks the server stopped anyway). Either is removed when two sweeps in a row find
-        it so. Default: 600.""",
+        it so; a service of a user or server this database does not know is left alone. Default: 600.""",
     )
     watch_fast_interval = Float(
         0.25,

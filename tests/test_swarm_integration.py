@@ -614,7 +614,6 @@ def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kep
         tmp_path,
         prefix,
         environments=environments,
-        extra_config="\nc.SwarmEnvironmentSpawner.sweep_interval = 2\n",
     )
     sweep_hub.start()
     try:
@@ -633,6 +632,8 @@ def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kep
             database.execute("UPDATE spawners SET server_id = NULL WHERE server_id = ?", (server_id,))
             database.execute("DELETE FROM servers WHERE id = ?", (server_id,))
         database.close()
+        # sweeps every 2 s from now on (not during the starts above, whose secrets a fast sweep could race)
+        (sweep_hub.config_d / "sweep.py").write_text("c.SwarmEnvironmentSpawner.sweep_interval = 2\n")
         sweep_hub.start()
 
         def left_is_gone():

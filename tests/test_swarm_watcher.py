@@ -139,3 +139,55 @@ def test_a_service_removed_between_the_two_listings_leaves_the_listing_healthy(d
         for name in (kept, removed):
             for s in docker_api.services(filters={"name": name}):
                 docker_api.remove_service(s["ID"])
+
+
+def test_services_of_servers_the_hub_lists_as_stopped_are_swept_at_the_second_sweep_only(docker_api, run_prefix):
+    """Only a service whose (user, server) the hub's database lists as stopped, at two sweeps in a row: not
+    one it lists as running, nor one it does not know (another hub, a renamed user), nor a pre-pull service,
+    nor one whose server was started again between the sweeps."""
+    from mydocker_hub.swarm.specs import SERVER_LABEL, USER_LABEL
+
+    label = f"{run_prefix}v{secrets.token_hex(2)}"
+
+    def service(name, user=None, server=None):
+        labels = {MANAGED_LABEL: label}
+        if user:
+            labels.update({USER_LABEL: user, SERVER_LABEL: server})
+        return docker_api.create_service(
+            docker.types.TaskTemplate(
+                container_spec=docker.types.ContainerSpec(image=TEST_IMAGE, command=["sleep", "600"])
+            ),
+            name=f"{label}-{name}",
+            labels=labels,
+        )["ID"]
+
+    ids = {
+        "stopped": service("alice--lab", "alice", "lab"),
+        "running": service("bob--lab", "bob", "lab"),
+        "unknown": service("carol--lab", "carol", "lab"),
+        "prepull": service("prepull"),
+        "restarted": service("dan--lab", "dan", "lab"),
+    }
+    try:
+        listed_as_stopped = {("alice", "lab"), ("dan", "lab")}
+
+        async def sweep_twice():
+            watcher = SwarmWatcher(AsyncDocker(max_workers=2), label, stopped_servers=lambda: set(listed_as_stopped))
+            await watcher.refresh()
+            first = await watcher.sweep_orphan_services()
+            listed_as_stopped.discard(("dan", "lab"))  # started again meanwhile
+            await watcher.refresh()
+            second = await watcher.sweep_orphan_services()
+            return first, second
+
+        first, second = asyncio.run(sweep_twice())
+        assert first == []  # seen once: kept
+        assert second == [f"{label}-alice--lab"]
+        remaining = {s["ID"] for s in docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"})}
+        assert remaining == {ids["running"], ids["unknown"], ids["prepull"], ids["restarted"]}
+    finally:
+        for service_id in ids.values():
+            try:
+                docker_api.remove_service(service_id)
+            except docker.errors.NotFound:
+                pass

@@ -40,7 +40,7 @@ class SwarmWatcher:
         log: logging.Logger | None = None,
         secret_sweep_interval: float = 600.0,
         queue_length: Callable[[], int] = lambda: 0,
-        running_servers: Callable[[], set[tuple[str, str]]] | None = None,
+        stopped_servers: Callable[[], set[tuple[str, str]]] | None = None,
     ):
         self.docker = docker
         self.hub_label = hub_label
@@ -62,8 +62,8 @@ class SwarmWatcher:
         self.secret_sweep_interval = secret_sweep_interval
         self._swept_at = time.monotonic()
         self._orphan_secrets: set[str] = set()
-        # (user, server) pairs the hub lists as running or starting; None: services are never swept
-        self.running_servers = running_servers
+        # (user, server) pairs the hub's database knows and lists as stopped; None: services are never swept
+        self.stopped_servers = stopped_servers
         self._orphan_services: set[str] = set()  # service IDs found without a running server at the last sweep
         # secrets of stopped servers, removed once their container is gone: secret ID -> (attempts, due at)
         self._secrets_to_remove: dict[str, tuple[int, float]] = {}
@@ -142,17 +142,15 @@ class SwarmWatcher:
 
     async def _sweep_quietly(self) -> None:
         """A sweep that fails is retried at the next one; it never marks the listing unhealthy."""
-        try:
-            await self.sweep_orphan_services()
-            await self.sweep_orphan_secrets()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self.log.warning(
-                "Sweeping orphan Swarm services and secrets failed (next try in %.0f s): %s",
-                self.secret_sweep_interval,
-                e,
-            )
+        for what, sweep in (("services", self.sweep_orphan_services), ("secrets", self.sweep_orphan_secrets)):
+            try:
+                await sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.log.warning(
+                    "Sweeping orphan Swarm %s failed (next try in %.0f s): %s", what, self.secret_sweep_interval, e
+                )
 
     async def _pause(self) -> None:
         """Sleep until the next listing is due; the pace is re-read as waiters come and go."""
@@ -238,30 +236,34 @@ class SwarmWatcher:
             self._waiters -= 1
 
     async def sweep_orphan_services(self) -> list[str]:
-        """Remove this hub's server services whose server the hub does not list as running, once seen so at
-        two sweeps in a row (minutes apart): what a stop leaves when the engine failed to remove the service
-        (JupyterHub marks the server stopped anyway), e.g. a class stopped while the engine restarted. A
-        start's server is listed from its first moment, so no start is ever taken for an orphan. Services
-        without a user and server label (pre-pulls) are not servers. Returns the names removed."""
-        if self.running_servers is None:
+        """Remove this hub's services of servers that its database knows and lists as stopped, once seen so at
+        two sweeps in a row: what a stop leaves when the engine failed to remove the service (JupyterHub marks
+        the server stopped anyway), e.g. a class stopped while the engine restarted. Only such pairs: a
+        service whose user or server this database does not know (another hub on the same prefix, a renamed
+        user, a database restored from a backup) is left alone, and a start's server is listed as running
+        from its first moment. Services without a user and server label (pre-pulls) are not servers.
+        Returns the names removed."""
+        if self.stopped_servers is None:
             return []
-        running = self.running_servers()
+        stopped = self.stopped_servers()
         orphans: dict[str, tuple[str, list[str]]] = {}  # service ID -> (name, its secrets' IDs)
         for name, service in self.snapshot.services.items():
             labels = service.get("Spec", {}).get("Labels", {})
-            if USER_LABEL not in labels or SERVER_LABEL not in labels:
-                continue
-            if (labels[USER_LABEL], labels[SERVER_LABEL]) not in running:
+            if (labels.get(USER_LABEL), labels.get(SERVER_LABEL)) in stopped:
                 container_spec = service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
                 orphans[service["ID"]] = (name, [secret["SecretID"] for secret in container_spec.get("Secrets") or []])
         removed = []
         for service_id in orphans.keys() & self._orphan_services:
             name, secret_ids = orphans.pop(service_id)
-            self.log.warning("Removing service %s: the hub has not listed its server as running for minutes", name)
+            self.log.warning("Removing service %s: the hub lists its server as stopped", name)
             try:
                 await self.docker.call("remove_service", service_id)  # by ID: a new start's service is another
             except docker.errors.NotFound:
                 pass
+            except Exception as e:  # the engine unsteady: the next sweep tries again, the others go on
+                self.log.warning("Cannot remove service %s yet: %s", name, e)
+                orphans[service_id] = (name, secret_ids)
+                continue
             self.forget_service(name)
             self.remove_secrets_when_free(secret_ids)
             removed.append(name)
