@@ -49,7 +49,7 @@ from .swarm.specs import (
     runs_singleuser,
 )
 from .swarm.start_slots import StartSlots
-from .swarm.watcher import SwarmWatcher
+from .swarm.watcher import SwarmWatcher, secret_ids_of
 
 
 async def _no_secret() -> dict:
@@ -100,7 +100,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
 
     @property
     def watcher(self) -> SwarmWatcher:
-        return SwarmWatcher.shared(
+        watcher = SwarmWatcher.shared(
             self.async_docker,
             self.service_prefix,
             interval=self.watch_interval,
@@ -109,8 +109,10 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             queue_length=lambda: SwarmEnvironmentSpawner._start_slots.waiting,
             log=self.log,
             secret_sweep_interval=self.sweep_interval,
-            stopped_servers=_servers_stopped_in(self.user.db),
         )
+        if watcher.stopped_servers is None:  # once: every spawner of the hub shares its one database session
+            watcher.stopped_servers = _servers_stopped_in(self.user.db)
+        return watcher
 
     def docker(self, method, *args, **kwargs):
         """Route DockerSpawner's own calls through the shared pool too."""
@@ -663,7 +665,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             # a start this hub never finished (it was stopped or restarted meanwhile): the hub saves the
             # service's ID when a start returns, and knows no address for this one; it will not stop a server
             # it is told is gone, so remove it here, and the student starts it again
-            if await self._remove_service(_secret_ids_of(service)):
+            if await self._remove_service(secret_ids_of(service)):
                 unfinished = "%s: removed %s, whose start the hub did not finish"
                 self.log.warning(unfinished, self._log_name, self.service_name)
             return 0
@@ -688,7 +690,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         if listed is None:
             await self._remove_service_if_present()
         else:
-            await self._remove_service(_secret_ids_of(listed))
+            await self._remove_service(secret_ids_of(listed))
         self.clear_state()
 
     # -- what the connection page shows -------------------------------------------------------------
@@ -729,12 +731,6 @@ def _servers_stopped_in(db):
         return {(user, server) for user, server in rows}
 
     return stopped
-
-
-def _secret_ids_of(service: dict) -> list[str]:
-    """IDs of the Swarm secrets a service's containers read (from its listing: no Docker call)."""
-    container_spec = service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
-    return [secret["SecretID"] for secret in container_spec.get("Secrets") or []]
 
 
 def _ready_event_in_readers_language(spawner, ready_event: dict) -> dict:

@@ -109,12 +109,7 @@ class StopEnvironmentServersHandler(APIHandler):
         return "stopped" if stop_future.done() else "stopping"
 
     def _body(self) -> dict:
-        if not self.request.body:
-            return {}
-        try:
-            body = json.loads(self.request.body)
-        except ValueError:
-            raise web.HTTPError(400, "The body must be JSON") from None
+        body = self.get_json_body() or {}  # JupyterHub's reader: 400 for a body that is not JSON
         if not isinstance(body, dict):
             raise web.HTTPError(400, "The body must be a JSON object")
         return body

@@ -64,7 +64,7 @@ class SwarmWatcher:
         self._orphan_secrets: set[str] = set()
         # (user, server) pairs the hub's database knows and lists as stopped; None: services are never swept
         self.stopped_servers = stopped_servers
-        self._orphan_services: set[str] = set()  # service IDs found without a running server at the last sweep
+        self._orphan_services: set[str] = set()  # service IDs whose server was listed as stopped at the last sweep
         # secrets of stopped servers, removed once their container is gone: secret ID -> (attempts, due at)
         self._secrets_to_remove: dict[str, tuple[int, float]] = {}
 
@@ -250,8 +250,7 @@ class SwarmWatcher:
         for name, service in self.snapshot.services.items():
             labels = service.get("Spec", {}).get("Labels", {})
             if (labels.get(USER_LABEL), labels.get(SERVER_LABEL)) in stopped:
-                container_spec = service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
-                orphans[service["ID"]] = (name, [secret["SecretID"] for secret in container_spec.get("Secrets") or []])
+                orphans[service["ID"]] = (name, secret_ids_of(service))
         removed = []
         for service_id in orphans.keys() & self._orphan_services:
             name, secret_ids = orphans.pop(service_id)
@@ -326,3 +325,9 @@ class SwarmWatcher:
     def node_address(self, node_id: str) -> str | None:
         node = self.snapshot.nodes.get(node_id)
         return node.get("Status", {}).get("Addr") if node else None
+
+
+def secret_ids_of(service: dict) -> list[str]:
+    """IDs of the Swarm secrets a service's containers read (from its listing: no Docker call)."""
+    container_spec = service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+    return [secret["SecretID"] for secret in container_spec.get("Secrets") or []]
