@@ -109,6 +109,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             queue_length=lambda: SwarmEnvironmentSpawner._start_slots.waiting,
             log=self.log,
             secret_sweep_interval=self.sweep_interval,
+            removal_settle_time=self.removal_settle_time,
         )
         if watcher.stopped_servers is None:  # once: every spawner of the hub shares its one database session
             watcher.stopped_servers = _servers_stopped_in(self.user.db)
@@ -689,6 +690,11 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         listed = self.watcher.service(self.service_name)
         if listed is None:
             await self._remove_service_if_present()
+        elif self.removal_settle_time > 0 and self.object_id and listed["ID"] == self.object_id:
+            # the engine removes it once the other stops of a class are done (``removal_settle_time``); by ID,
+            # so a start of this server meanwhile (which removes it by name first) keeps its own service
+            self.watcher.removals.defer(listed["ID"], self.service_name, secret_ids_of(listed))
+            self.object_id = ""
         else:
             await self._remove_service(secret_ids_of(listed))
         self.clear_state()

@@ -86,6 +86,16 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         failed: JupyterHub marks the server stopped anyway). Either is removed when two sweeps in a row find
         it so; a service of a user or server this database does not know is left alone. Default: 600.""",
     )
+    removal_settle_time = Float(
+        1.0,
+        config=True,
+        help="""Seconds without another stop before the engine is asked to remove stopped servers' services
+        (all together; at most 10 s after the first one waiting). JupyterHub takes a server off the proxy and
+        revokes its tokens at once, so nobody reaches it meanwhile; the container's shutdown, which takes the
+        node's CPUs for seconds when a class stops, then no longer slows the hub's own bookkeeping of the
+        other stops. A start of the same server removes the old service itself first. 0 removes each
+        service as its server stops. Default: 1.""",
+    )
     watch_fast_interval = Float(
         0.25,
         config=True,

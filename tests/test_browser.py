@@ -272,9 +272,12 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
         assert running("class") == {"teacher"}  # the teacher's own server keeps running
         assert running("other") == {"s1"}  # and another environment's servers too
         labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.server=class"]
-        assert {s["Spec"]["Labels"]["org.mydocker.user"] for s in docker_api.services(filters={"label": labels})} == {
-            "teacher"
-        }
+
+        def users_with_a_service():
+            return {s["Spec"]["Labels"]["org.mydocker.user"] for s in docker_api.services(filters={"label": labels})}
+
+        # the engine removes the students' services once the stops have settled (a second later)
+        wait_for(lambda: users_with_a_service() == {"teacher"}, 30, message="only the teacher's service to be left")
         # the servers are stopped as JupyterHub stops them: a new start works at once
         class_hub.spawn("s1", "class")
 

@@ -60,3 +60,26 @@ def test_a_hub_started_in_the_background_can_still_interrupt_its_services(tmp_pa
     finally:
         hub.stop()
     assert hub.process.returncode == 0
+
+
+def test_a_server_stopped_just_before_the_hub_exits_leaves_no_service(tmp_path, run_prefix, docker_api):
+    # the engine removes a stopped server's service once the stops of a class have settled; a hub stopped
+    # meanwhile (an upgrade right after the end of a lab) removes it on its way out
+    hub = Hub(
+        tmp_path,
+        run_prefix + "e",
+        environments={"lab.yaml": TEST_ENVIRONMENTS["lab.yaml"]},
+        extra_config="c.SwarmEnvironmentSpawner.removal_settle_time = 600\n",
+    )
+    hub.start()
+    labels = {"label": f"org.mydocker.managed={run_prefix}e"}
+    try:
+        hub.ensure_user("alice")
+        hub.spawn("alice", "lab")
+        [service] = docker_api.services(filters=labels)
+        hub.stop_server("alice", "lab")
+        assert [s["ID"] for s in docker_api.services(filters=labels)] == [service["ID"]], "waiting to be removed"
+    finally:
+        hub.stop()
+    assert hub.process.returncode == 0
+    assert docker_api.services(filters=labels) == []

@@ -78,11 +78,70 @@ async def test_jupyterhub_starts_follows_and_stops_an_environment_through_its_ap
     services = docker_api.services(filters={"name": spawner.service_name})
     assert [s["Spec"]["Name"] for s in services] == [spawner.service_name]
     assert await spawner.poll() is None
-    # stopping through the API removes the service
+    # stopping through the API removes the service (once the stops of a class have settled: a second later)
     stopped = await api_request(mockhub, "users", "alice", "servers", "ssh", method="delete")
     assert stopped.status_code in (202, 204), stopped.text
     assert not mockhub.users["alice"].spawners["ssh"].active
+    for _ in range(60):
+        if not docker_api.services(filters={"name": spawner.service_name}):
+            break
+        await asyncio.sleep(0.5)
     assert docker_api.services(filters={"name": spawner.service_name}) == []
+
+
+async def test_a_server_started_again_before_its_old_service_is_removed_keeps_its_new_one(
+    hub_app, tmp_path, run_prefix, docker_api
+):
+    """The engine removes a stopped server's service a moment after the hub's stop (``removal_settle_time``);
+    a start of the same server meanwhile replaces the old service, and the late removal leaves the new one."""
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
+    hub = await hub_app(
+        {
+            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True},
+            "SwarmEnvironmentSpawner": {
+                "environments_dir": str(environments),
+                "service_prefix": run_prefix + "r",  # a watcher of its own, with a long settle time
+                "removal_settle_time": 600.0,
+                "credentials_key_file": str(tmp_path / "crypt_key"),
+                "connection_stub_port": free_port(),
+            },
+        }
+    )
+    add_user(hub.db, hub, name="carl")
+
+    async def start():
+        response = await api_request(hub, "users", "carl", "servers", "ssh", method="post")
+        assert response.status_code in (201, 202), response.text
+        spawner = hub.users["carl"].spawners["ssh"]
+        for _ in range(240):
+            if spawner.ready:
+                return spawner
+            await asyncio.sleep(0.5)
+        raise AssertionError("carl's server did not start")
+
+    def service_ids(spawner):
+        return [s["ID"] for s in docker_api.services(filters={"name": spawner.service_name})]
+
+    spawner = await start()
+    [first_id] = service_ids(spawner)
+    stopped = await api_request(hub, "users", "carl", "servers", "ssh", method="delete")
+    assert stopped.status_code in (202, 204), stopped.text
+    assert not hub.users["carl"].spawners["ssh"].active
+    assert "/user/carl/ssh/" not in json.dumps(await hub.proxy.get_all_routes()), "off the proxy at once"
+    assert service_ids(spawner) == [first_id], "the engine's removal waits for the settle time"
+
+    spawner = await start()  # before the old service's removal
+    [second_id] = service_ids(spawner)
+    assert second_id != first_id, "the start replaced the old service"
+    await spawner.watcher.removals.flush()  # the late removal of the first one
+    assert service_ids(spawner) == [second_id] and await spawner.poll() is None
+
+    stopped = await api_request(hub, "users", "carl", "servers", "ssh", method="delete")
+    assert stopped.status_code in (202, 204), stopped.text
+    await spawner.watcher.removals.flush()
+    assert service_ids(spawner) == []
 
 
 async def test_an_unknown_environment_is_refused_with_its_reason_in_the_callers_language(mockhub):

@@ -191,3 +191,92 @@ def test_services_of_servers_the_hub_lists_as_stopped_are_swept_at_the_second_sw
                 docker_api.remove_service(service_id)
             except docker.errors.NotFound:
                 pass
+
+
+def test_stopped_servers_services_are_removed_together_once_the_stops_settle(docker_api, run_prefix):
+    """The removals of a class's services wait until no stop has come for ``quiet`` seconds, then go together;
+    a removal the engine refuses is tried again; an already removed service counts as removed."""
+    from mydocker_hub.swarm.removals import DeferredRemovals
+
+    label = f"{run_prefix}d{secrets.token_hex(2)}"
+    names = [f"{label}-{user}--lab" for user in ("ann", "ben", "cid")]
+    ids = {sleeping_service(docker_api, name, label): name for name in names}
+
+    class RefusesFirstRemoval(AsyncDocker):
+        """A real engine that answers the first removal with an error, as one restarting does."""
+
+        refused = False
+
+        def _call(self, method, args, kwargs):
+            if method == "remove_service" and not self.refused:
+                self.refused = True
+                raise docker.errors.APIError("engine restarting")
+            return super()._call(method, args, kwargs)
+
+    removed = []
+    try:
+
+        async def stop_a_class():
+            removals = DeferredRemovals(
+                RefusesFirstRemoval(max_workers=2), lambda *done: removed.append(done), quiet=0.5, longest=5.0
+            )
+            for service_id, name in ids.items():
+                removals.defer(service_id, name, [f"secret-of-{name}"])
+                await asyncio.sleep(0.1)
+            kept_meanwhile = {s["ID"] for s in docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"})}
+            docker_api.remove_service(next(iter(ids)))  # removed by someone else meanwhile: fine
+            for _ in range(100):
+                if not len(removals):
+                    break
+                await asyncio.sleep(0.1)
+            return kept_meanwhile, len(removals)
+
+        kept_meanwhile, left = asyncio.run(stop_a_class())
+        assert kept_meanwhile == set(ids), "nothing is removed while the stops keep coming"
+        assert left == 0
+        assert docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"}) == []
+        assert sorted(removed) == sorted((i, n, [f"secret-of-{n}"]) for i, n in ids.items())
+    finally:
+        for service_id in ids:
+            try:
+                docker_api.remove_service(service_id)
+            except docker.errors.NotFound:
+                pass
+
+
+def test_removals_wait_for_a_quiet_moment_but_no_longer_than_their_limit(monkeypatch):
+    from mydocker_hub.swarm import removals as removals_module
+
+    now = [100.0]
+    monkeypatch.setattr(removals_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(removals_module.asyncio, "ensure_future", lambda coroutine: coroutine.close())
+    monkeypatch.setattr(removals_module.atexit, "register", lambda hook: None)  # no engine to remove them from
+    removals = removals_module.DeferredRemovals(None, lambda *done: None, quiet=1.0, longest=10.0)
+    removals.defer("id-0", "s0", [])
+    assert removals._due_in() == 1.0
+    for step in range(1, 20):  # a stop every half second: never quiet
+        now[0] = 100.0 + step * 0.5
+        removals.defer(f"id-{step}", f"s{step}", [])
+    assert now[0] == 109.5 and removals._due_in() == 0.5, "ten seconds after the first at most"
+
+
+def test_removals_still_waiting_when_the_hub_exits_are_done_on_its_way_out(docker_api, run_prefix):
+    from mydocker_hub.swarm.removals import DeferredRemovals
+
+    label = f"{run_prefix}x{secrets.token_hex(2)}"
+    name = f"{label}-dee--lab"
+    service_id = sleeping_service(docker_api, name, label)
+    try:
+
+        async def stop_then_exit():
+            removals = DeferredRemovals(AsyncDocker(max_workers=2), lambda *done: None, quiet=600.0)
+            removals.defer(service_id, name, [])
+            return removals
+
+        removals = asyncio.run(stop_then_exit())  # the event loop has ended: the removal never ran
+        assert [s["ID"] for s in docker_api.services(filters={"name": name})] == [service_id]
+        removals.remove_all_now()
+        assert docker_api.services(filters={"name": name}) == []
+    finally:
+        for s in docker_api.services(filters={"name": name}):
+            docker_api.remove_service(s["ID"])

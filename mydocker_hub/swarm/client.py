@@ -39,6 +39,11 @@ class AsyncDocker:
             return cls._instances[key]
 
     @property
+    def client_kwargs(self) -> dict:
+        """What ``docker.APIClient`` is built with (for a client of one's own, e.g. at the hub's exit)."""
+        return dict(self._client_kwargs)
+
+    @property
     def api(self) -> docker.APIClient:
         if self._api is None:
             self._api = docker.APIClient(**self._client_kwargs)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import docker.errors
 
 from .client import AsyncDocker
+from .removals import DeferredRemovals
 from .specs import MANAGED_LABEL, SECRET_SERVICE_LABEL, SERVER_LABEL, USER_LABEL
 
 
@@ -41,6 +42,7 @@ class SwarmWatcher:
         secret_sweep_interval: float = 600.0,
         queue_length: Callable[[], int] = lambda: 0,
         stopped_servers: Callable[[], set[tuple[str, str]]] | None = None,
+        removal_settle_time: float = 1.0,
     ):
         self.docker = docker
         self.hub_label = hub_label
@@ -67,6 +69,8 @@ class SwarmWatcher:
         self._orphan_services: set[str] = set()  # service IDs whose server was listed as stopped at the last sweep
         # secrets of stopped servers, removed once their container is gone: secret ID -> (attempts, due at)
         self._secrets_to_remove: dict[str, tuple[int, float]] = {}
+        # stopped servers' services, removed once a burst of stops has settled
+        self.removals = DeferredRemovals(docker, self._service_removed, quiet=removal_settle_time, log=self.log)
 
     _instances: dict[tuple, SwarmWatcher] = {}
 
@@ -300,12 +304,21 @@ class SwarmWatcher:
     def service(self, name: str) -> dict | None:
         return self.snapshot.services.get(name)
 
-    def forget_service(self, name: str) -> None:
+    def forget_service(self, name: str, service_id: str | None = None) -> None:
         """Drop a service just removed from the current listing (the next listing will not have it), and its
-        node ports: a restart may take them again."""
+        node ports: a restart may take them again. With ``service_id``, only if the listed one is that service
+        (not a new start's of the same name)."""
+        listed = self.snapshot.services.get(name)
+        if listed is None or (service_id is not None and listed.get("ID") != service_id):
+            return
         service = self.snapshot.services.pop(name, None)
         for port in (service or {}).get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
             self.snapshot.published_ports.discard(port.get("PublishedPort"))
+
+    def _service_removed(self, service_id: str, name: str, secret_ids: list[str]) -> None:
+        """A deferred removal the engine has taken: out of the listing, its secrets freed once unused."""
+        self.forget_service(name, service_id)
+        self.remove_secrets_when_free(secret_ids)
 
     def tasks(self, name: str) -> list[dict]:
         service = self.service(name)
