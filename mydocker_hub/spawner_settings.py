@@ -89,11 +89,12 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
     removal_settle_time = Float(
         1.0,
         config=True,
-        help="""Seconds without another stop before the engine is asked to remove stopped servers' services
-        (all together; at most 10 s after the first one waiting). JupyterHub takes a server off the proxy and
-        revokes its tokens at once, so nobody reaches it meanwhile; the container's shutdown, which takes the
-        node's CPUs for seconds when a class stops, then no longer slows the hub's own bookkeeping of the
-        other stops. A start of the same server removes the old service itself first. 0 removes each
+        help="""Seconds without another stop before the engine is asked to remove stopped servers' services,
+        all together (at most 10 s, or this setting if longer, after the first one waiting). JupyterHub takes a
+        server off the proxy and revokes its tokens at once; its container runs on until the removal (an open
+        SSH session or terminal ends then) and keeps its reservations. The containers' shutdown, which takes
+        the node's CPUs for seconds when a class stops, then no longer slows the hub's own work of stopping
+        the other servers. A start of the same server replaces the old service at once. 0 removes each
         service as its server stops. Default: 1.""",
     )
     watch_fast_interval = Float(

@@ -83,3 +83,4 @@ def test_a_server_stopped_just_before_the_hub_exits_leaves_no_service(tmp_path, 
         hub.stop()
     assert hub.process.returncode == 0
     assert docker_api.services(filters=labels) == []
+    assert "Removed 1 service(s) of stopped servers on the way out" in hub.log()

@@ -2,6 +2,7 @@
 
 import asyncio
 import secrets
+import time
 
 import docker
 
@@ -218,14 +219,14 @@ def test_stopped_servers_services_are_removed_together_once_the_stops_settle(doc
 
         async def stop_a_class():
             removals = DeferredRemovals(
-                RefusesFirstRemoval(max_workers=2), lambda *done: removed.append(done), quiet=0.5, longest=5.0
+                RefusesFirstRemoval(max_workers=2), lambda *done: removed.append(done), quiet=2.0, longest=10.0
             )
             for service_id, name in ids.items():
                 removals.defer(service_id, name, [f"secret-of-{name}"])
                 await asyncio.sleep(0.1)
             kept_meanwhile = {s["ID"] for s in docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"})}
             docker_api.remove_service(next(iter(ids)))  # removed by someone else meanwhile: fine
-            for _ in range(100):
+            for _ in range(200):
                 if not len(removals):
                     break
                 await asyncio.sleep(0.1)
@@ -248,35 +249,61 @@ def test_removals_wait_for_a_quiet_moment_but_no_longer_than_their_limit(monkeyp
     from mydocker_hub.swarm import removals as removals_module
 
     now = [100.0]
-    monkeypatch.setattr(removals_module.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(removals_module.asyncio, "ensure_future", lambda coroutine: coroutine.close())
-    monkeypatch.setattr(removals_module.atexit, "register", lambda hook: None)  # no engine to remove them from
-    removals = removals_module.DeferredRemovals(None, lambda *done: None, quiet=1.0, longest=10.0)
-    removals.defer("id-0", "s0", [])
-    assert removals._due_in() == 1.0
-    for step in range(1, 20):  # a stop every half second: never quiet
-        now[0] = 100.0 + step * 0.5
-        removals.defer(f"id-{step}", f"s{step}", [])
-    assert now[0] == 109.5 and removals._due_in() == 0.5, "ten seconds after the first at most"
+    monkeypatch.setattr(removals_module, "monotonic", lambda: now[0])
+    monkeypatch.setattr(removals_module.atexit, "register", lambda hook: None)  # nothing to remove at exit
+
+    async def a_stop_every_half_second():  # never awaits: the removals' own task never runs
+        removals = removals_module.DeferredRemovals(None, lambda *done: None, quiet=1.0, longest=10.0)
+        removals.defer("id-0", "s0", [])
+        due_after_one = removals._due_in()
+        for step in range(1, 20):
+            now[0] = 100.0 + step * 0.5
+            removals.defer(f"id-{step}", f"s{step}", [])
+        removals._task.cancel()
+        return due_after_one, removals._due_in()
+
+    due_after_one, due_after_a_burst = asyncio.run(a_stop_every_half_second())
+    assert due_after_one == 1.0
+    assert now[0] == 109.5 and due_after_a_burst == 0.5, "ten seconds after the first at most"
 
 
 def test_removals_still_waiting_when_the_hub_exits_are_done_on_its_way_out(docker_api, run_prefix):
+    """Those waiting for their quiet moment, and those asked of the engine whose answer never came (the hub's
+    event loop ended first)."""
     from mydocker_hub.swarm.removals import DeferredRemovals
 
     label = f"{run_prefix}x{secrets.token_hex(2)}"
-    name = f"{label}-dee--lab"
-    service_id = sleeping_service(docker_api, name, label)
+    waiting, asked = f"{label}-dee--lab", f"{label}-eli--lab"
+    ids = {sleeping_service(docker_api, name, label): name for name in (waiting, asked)}
+    waiting_id, asked_id = list(ids)
+
+    class NeverAnswers(AsyncDocker):
+        """A removal stuck behind the pool's busy workers: no answer before the loop ends."""
+
+        def _call(self, method, args, kwargs):
+            if method == "remove_service":
+                time.sleep(1)
+                return None  # never reached the engine
+            return super()._call(method, args, kwargs)
+
     try:
 
         async def stop_then_exit():
-            removals = DeferredRemovals(AsyncDocker(max_workers=2), lambda *done: None, quiet=600.0)
-            removals.defer(service_id, name, [])
+            removals = DeferredRemovals(NeverAnswers(max_workers=2), lambda *done: None, quiet=600.0)
+            removals.defer(asked_id, asked, [])
+            flushing = asyncio.ensure_future(removals.flush())
+            await asyncio.sleep(0.2)  # asked of the engine, no answer yet
+            removals.defer(waiting_id, waiting, [])
+            flushing.cancel()  # the hub's shutdown cancels its tasks
             return removals
 
-        removals = asyncio.run(stop_then_exit())  # the event loop has ended: the removal never ran
-        assert [s["ID"] for s in docker_api.services(filters={"name": name})] == [service_id]
+        removals = asyncio.run(stop_then_exit())  # the event loop has ended: neither removal was done
+        assert {s["ID"] for s in docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"})} == set(ids)
         removals.remove_all_now()
-        assert docker_api.services(filters={"name": name}) == []
+        assert docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"}) == []
     finally:
-        for s in docker_api.services(filters={"name": name}):
-            docker_api.remove_service(s["ID"])
+        for service_id in ids:
+            try:
+                docker_api.remove_service(service_id)
+            except docker.errors.NotFound:
+                pass
