@@ -55,6 +55,15 @@ def test_orphan_secrets_are_removed_at_the_second_sweep_and_live_ones_kept(docke
                 pass
 
 
+def remove_services(docker_api, service_ids) -> None:
+    """A test's clean-up: these services, those already gone included."""
+    for service_id in service_ids:
+        try:
+            docker_api.remove_service(service_id)
+        except docker.errors.NotFound:
+            pass
+
+
 def sleeping_service(docker_api, name: str, label: str, secret_id: str | None = None, secret_name: str = ""):
     secret_refs = [docker.types.SecretReference(secret_id, secret_name)] if secret_id else None
     return docker_api.create_service(
@@ -187,11 +196,7 @@ def test_services_of_servers_the_hub_lists_as_stopped_are_swept_at_the_second_sw
         remaining = {s["ID"] for s in docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"})}
         assert remaining == {ids["running"], ids["unknown"], ids["prepull"], ids["restarted"]}
     finally:
-        for service_id in ids.values():
-            try:
-                docker_api.remove_service(service_id)
-            except docker.errors.NotFound:
-                pass
+        remove_services(docker_api, ids.values())
 
 
 def test_stopped_servers_services_are_removed_together_once_the_stops_settle(docker_api, run_prefix):
@@ -238,11 +243,7 @@ def test_stopped_servers_services_are_removed_together_once_the_stops_settle(doc
         assert docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"}) == []
         assert sorted(removed) == sorted((i, n, [f"secret-of-{n}"]) for i, n in ids.items())
     finally:
-        for service_id in ids:
-            try:
-                docker_api.remove_service(service_id)
-            except docker.errors.NotFound:
-                pass
+        remove_services(docker_api, ids)
 
 
 def test_removals_wait_for_a_quiet_moment_but_no_longer_than_their_limit(monkeypatch):
@@ -302,8 +303,4 @@ def test_removals_still_waiting_when_the_hub_exits_are_done_on_its_way_out(docke
         removals.remove_all_now()
         assert docker_api.services(filters={"label": f"{MANAGED_LABEL}={label}"}) == []
     finally:
-        for service_id in ids:
-            try:
-                docker_api.remove_service(service_id)
-            except docker.errors.NotFound:
-                pass
+        remove_services(docker_api, ids)

@@ -4,7 +4,7 @@ Removing a service makes the engine stop and delete its container: dockerd, cont
 shutdown take both CPUs of a small node for seconds when a class of 100 stops at once, while the hub does
 JupyterHub's own bookkeeping of each stop (proxy route, tokens, OAuth client, database) and waits its turn
 for the CPU. So the hub does its part first: JupyterHub takes the server off the proxy and revokes its
-tokens at once, the student can no longer reach it, and the engine's removals start together once no server
+tokens at once (the hub no longer leads anyone to it), and the engine's removals start together once no server
 has stopped for ``quiet`` seconds (at most ``longest`` after the first one waiting). ``bench/spawn_bench.py``
 reports both moments: "stop all" (the hub lists no server) and "released" (no container left).
 

@@ -311,8 +311,8 @@ class SwarmWatcher:
         listed = self.snapshot.services.get(name)
         if listed is None or (service_id is not None and listed.get("ID") != service_id):
             return
-        service = self.snapshot.services.pop(name, None)
-        for port in (service or {}).get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
+        del self.snapshot.services[name]
+        for port in listed.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
             self.snapshot.published_ports.discard(port.get("PublishedPort"))
 
     def _service_removed(self, service_id: str, name: str, secret_ids: list[str]) -> None:
