@@ -653,3 +653,53 @@ def test_a_service_the_hub_no_longer_lists_as_running_is_swept_and_live_ones_kep
         sweep_hub.stop_server("kept", "sweep")
     finally:
         sweep_hub.stop()
+
+
+def test_a_class_stop_revokes_the_servers_tokens_and_a_new_start_gets_working_ones(hub, docker_api, run_prefix, lab):
+    # a class stop is JupyterHub's stop of each server: their API tokens and OAuth clients (with the tokens
+    # the students' browsers got from them) are revoked, and a new start gets working ones
+    import sqlite3
+
+    def server_token(user: str) -> str:
+        container = running_container(docker_api, service_of(docker_api, run_prefix, user, "lab")["ID"])
+        return docker_exec(docker_api, container, ["cat", "/run/secrets/mydocker-hub-token"]).strip()
+
+    def answers(token: str) -> int:
+        headers = {"Authorization": f"token {token}"}
+        return requests.get(f"{hub.url}/hub/api/user", headers=headers, timeout=30).status_code
+
+    def oauth_clients(user: str) -> list[str]:
+        database = sqlite3.connect(hub.workdir / "data" / "jupyterhub.sqlite")
+        try:
+            rows = database.execute(
+                "SELECT identifier FROM oauth_clients WHERE identifier = ?", (f"jupyterhub-user-{user}-lab",)
+            )
+            return [row[0] for row in rows]
+        finally:
+            database.close()
+
+    users = ("student2", "classmate")
+    hub.ensure_user("classmate")
+    for user in users:
+        if not hub.server_model(user, "lab"):
+            hub.spawn(user, "lab")
+    old_tokens = {user: server_token(user) for user in users}
+    assert {user: answers(token) for user, token in old_tokens.items()} == dict.fromkeys(users, 200)
+    assert all(oauth_clients(user) for user in users)
+    # the student's browser has an OAuth token of that server
+    browser = hub.login("student2")
+    assert browser.get(f"{hub.url}/user/student2/lab/lab", timeout=60).status_code == 200
+
+    stopped = hub.api("POST", "mydocker/environments/lab/stop", json={"users": list(users)})
+    assert stopped.status_code == 200 and sorted(stopped.json()["stopped"]) == sorted(users), stopped.text
+    assert {user: answers(token) for user, token in old_tokens.items()} == dict.fromkeys(users, 403)
+    assert [oauth_clients(user) for user in users] == [[], []]
+    assert hub.server_model("student", "lab")["ready"], "another user's server, not named, keeps running"
+
+    # started again: new tokens that work, and the student reaches the server through a new OAuth handshake
+    hub.spawn("student2", "lab")
+    new_token = server_token("student2")
+    assert new_token != old_tokens["student2"] and answers(new_token) == 200
+    page = browser.get(f"{hub.url}/user/student2/lab/lab", timeout=60)
+    assert page.status_code == 200 and page.url == f"{hub.url}/user/student2/lab/lab" and "JupyterLab" in page.text
+    hub.stop_server("student2", "lab")
