@@ -567,10 +567,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             if e.response is None or e.response.status_code != 404:
                 raise
         self.object_id = ""
-        self.watcher.forget_service(self.service_name)  # gone: a poll before the next listing must not see it
-        if secret_ids:
-            # a secret stays in use (409) until the old container has stopped: do not make stop wait for that
-            self.watcher.remove_secrets_when_free(secret_ids)
+        self.watcher.service_removed(None, self.service_name, secret_ids)  # a poll before the next listing: gone
         return removed
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:

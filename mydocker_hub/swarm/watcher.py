@@ -70,7 +70,7 @@ class SwarmWatcher:
         # secrets of stopped servers, removed once their container is gone: secret ID -> (attempts, due at)
         self._secrets_to_remove: dict[str, tuple[int, float]] = {}
         # stopped servers' services, removed once a burst of stops has settled
-        self.removals = DeferredRemovals(docker, self._service_removed, quiet=removal_settle_time, log=self.log)
+        self.removals = DeferredRemovals(docker, self.service_removed, quiet=removal_settle_time, log=self.log)
 
     _instances: dict[tuple, SwarmWatcher] = {}
 
@@ -267,8 +267,7 @@ class SwarmWatcher:
                 self.log.warning("Cannot remove service %s yet: %s", name, e)
                 orphans[service_id] = (name, secret_ids)
                 continue
-            self.forget_service(name)
-            self.remove_secrets_when_free(secret_ids)
+            self.service_removed(service_id, name, secret_ids)
             removed.append(name)
         self._orphan_services = set(orphans)  # seen once: removed at the next sweep if still so
         return removed
@@ -315,10 +314,12 @@ class SwarmWatcher:
         for port in listed.get("Spec", {}).get("EndpointSpec", {}).get("Ports", []) or []:
             self.snapshot.published_ports.discard(port.get("PublishedPort"))
 
-    def _service_removed(self, service_id: str, name: str, secret_ids: list[str]) -> None:
-        """A deferred removal the engine has taken: out of the listing, its secrets freed once unused."""
+    def service_removed(self, service_id: str | None, name: str, secret_ids: list[str]) -> None:
+        """A removal the engine has taken (by ID, or by name when ``service_id`` is None): out of the listing,
+        its secrets removed once no container uses them (a stop does not wait for that)."""
         self.forget_service(name, service_id)
-        self.remove_secrets_when_free(secret_ids)
+        if secret_ids:
+            self.remove_secrets_when_free(secret_ids)
 
     def tasks(self, name: str) -> list[dict]:
         service = self.service(name)
