@@ -455,29 +455,42 @@ def main() -> None:
             )
     print()
     for size in sizes:
-        ours, raw = results.get(("ours", size)), results.get(("raw", size))
-        parts = []
-        if ours and raw and ours["ready"] and raw["ready"]:
-            parts.append(f"p50 ours/raw {statistics.median(ours['ready']) / statistics.median(raw['ready']):.2f}")
-            parts.append(f"max ours/raw {max(ours['ready']) / max(raw['ready']):.2f}")
-            parts.append(f"released ours/raw {ours['released'] / raw['released']:.2f}")
+        print(f"N={size}: " + ", ".join(ratios(results, size)))
+
+
+def ratios(results: dict, size: int) -> list[str]:
+    """Ours (and ours-class) against raw and the stock kinds that ran at this size."""
+    parts = []
+    raw = results.get(("raw", size))
+    for mine in ("ours", "ours-class"):
+        ours = results.get((mine, size))
+        if not (ours and ours["ready"]):
+            continue
+        if raw and raw["ready"]:
+            parts.append(f"p50 {mine}/raw {statistics.median(ours['ready']) / statistics.median(raw['ready']):.2f}")
+            parts.append(f"max {mine}/raw {max(ours['ready']) / max(raw['ready']):.2f}")
+            parts.append(f"released {mine}/raw {ours['released'] / raw['released']:.2f}")
         for stock_kind in ("stock", "stock-patient"):
             stock = results.get((stock_kind, size))
-            if not (ours and stock):
+            if not stock:
                 continue
             if len(stock["ready"]) < stock["count"]:
                 parts.append(f"{stock_kind} started {len(stock['ready'])} of {stock['count']}")
-            elif ours["ready"]:
-                parts.append(f"max ours/{stock_kind} {max(ours['ready']) / max(stock['ready']):.2f}")
+            else:
+                parts.append(f"max {mine}/{stock_kind} {max(ours['ready']) / max(stock['ready']):.2f}")
             if stock["ready"] and stock["stop"]:
                 stopped = f" (it stopped {len(stock['ready'])})" if len(stock["ready"]) < stock["count"] else ""
-                parts.append(f"stop ours/{stock_kind} {ours['stop'] / stock['stop']:.2f}{stopped}")
-                parts.append(f"released ours/{stock_kind} {ours['released'] / stock['released']:.2f}{stopped}")
-                for other in ("ours-class", "floor", "floor-class"):
-                    measured = results.get((other, size))
-                    if measured and measured["ready"]:
-                        parts.append(f"stop {other}/{stock_kind} {measured['stop'] / stock['stop']:.2f}{stopped}")
-        print(f"N={size}: " + ", ".join(parts))
+                parts.append(f"stop {mine}/{stock_kind} {ours['stop'] / stock['stop']:.2f}{stopped}")
+                parts.append(f"released {mine}/{stock_kind} {ours['released'] / stock['released']:.2f}{stopped}")
+    for stock_kind in ("stock", "stock-patient"):
+        stock = results.get((stock_kind, size))
+        if not (stock and stock["ready"] and stock["stop"]):
+            continue
+        for floor in ("floor", "floor-class"):
+            measured = results.get((floor, size))
+            if measured and measured["ready"]:
+                parts.append(f"stop {floor}/{stock_kind} {measured['stop'] / stock['stop']:.2f}")
+    return parts
 
 
 if __name__ == "__main__":
