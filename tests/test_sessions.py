@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import logging
 import subprocess
+import threading
+import time
 import uuid
 
 import jupyterhub_idle_culler
@@ -185,6 +189,61 @@ sessions:
     (pull,) = session["prepull"]
     assert pull["status"] == "failed" and pull["reason"]
     (shub.environments / "missing.yaml").unlink()
+
+
+def test_prepull_runs_the_image_only_a_moment_and_confined(run_prefix):
+    """The image pre-pulled is a teacher's, maybe a draft nobody reviewed: its ``true`` (here a program that
+    would run for five minutes) runs as nobody, without capabilities, with little CPU and memory, and is
+    stopped as soon as the node has the image."""
+    image = f"mdt-prepull-payload-{uuid.uuid4().hex[:8]}:1"
+    payload = r"#!/bin/sh\nsleep 300\n"  # printf turns the \n into new lines
+    dockerfile = f"FROM {TEST_IMAGE}\nUSER 0\nRUN printf '{payload}' > /usr/local/bin/true"
+    dockerfile += " && chmod 755 /usr/local/bin/true\n"
+    build = subprocess.run(
+        ["docker", "build", "-q", "-t", image, "-"],
+        input=dockerfile,
+        text=True,
+        capture_output=True,
+    )
+    assert build.returncode == 0, build.stderr
+    label = sessions_prefix(run_prefix)
+    service = f"{label}-prepull-{hashlib.sha256(image.encode()).hexdigest()[:10]}"
+    containers = ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={service}"]
+    seen: dict = {}
+    watching = threading.Event()
+    watching.set()
+
+    def watch_its_container():
+        while watching.is_set() and not seen:
+            found = subprocess.run(containers, capture_output=True, text=True).stdout.split()
+            if found:
+                inspected = subprocess.run(["docker", "inspect", found[0]], capture_output=True, text=True)
+                if inspected.returncode == 0:
+                    seen.update(json.loads(inspected.stdout)[0])
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch_its_container, daemon=True)
+    watcher.start()
+    try:
+        began = time.monotonic()
+        (pull,) = run(PrePuller(AsyncDocker.shared(4), label=label).pull(image, None))
+        took = time.monotonic() - began
+        assert pull.status == "pulled", pull
+        assert took < 60, f"the pre-pull waited {took:.0f} s for the image's program to end"
+        wait_for(
+            lambda: not subprocess.run(containers, capture_output=True, text=True).stdout.strip(),
+            60,
+            message="the pre-pull's container to be gone",
+        )
+    finally:
+        watching.clear()
+        watcher.join(10)
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    assert seen, "the pre-pull's container was never seen"
+    assert seen["Config"]["User"] == "65534:65534"
+    host = seen["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert host["NanoCpus"] == 100_000_000 and host["Memory"] == 64 * 1024 * 1024
 
 
 def test_capacity_verdict_warns_when_a_class_does_not_fit(shub, run_prefix, tmp_path):

@@ -105,6 +105,7 @@ def test_capacity_ignores_sessions_beyond_the_horizon_or_ended():
     "state, error, expected",
     [
         ("complete", "", ("pulled", "")),
+        ("running", "", ("pulled", "")),  # its container exists: the image is on the node
         ("failed", 'starting container failed: exec: "true": executable file not found', ("pulled", "")),
         ("rejected", "No such image: 127.0.0.1:5000/x:1", ("failed", "No such image: 127.0.0.1:5000/x:1")),
         ("failed", "pull access denied for x", ("failed", "pull access denied for x")),

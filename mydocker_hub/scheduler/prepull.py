@@ -1,9 +1,12 @@
 """Put an image on every eligible Swarm node before a class, and say per node how it went.
 
 A short-lived *global* service runs ``true`` from the image on every node of the pool: each node pulls
-the image to run its task. A task that completes, or fails after the image was there (no ``true`` in the
-image…), means pulled; a task rejected because the image could not be pulled means failed, with Docker's
-reason. The service is removed afterwards. Nodes joining later get it at the next round.
+the image to run its task. A task that starts, completes, or fails after the image was there (no ``true``
+in the image…), means pulled; a task rejected because the image could not be pulled means failed, with
+Docker's reason. The service is removed as soon as every node has answered, so whatever the image's
+``true`` is runs for a moment at most, and confined: as nobody (65534), without capabilities or new
+privileges, with a tenth of a CPU and 64 MiB (the environment's own image, not yet reviewed by anyone,
+may be a draft). Nodes joining later get it at the next round.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ PULL_ERRORS = (
     "toomanyrequests",
 )
 TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
+STARTED = {"starting", "running"}  # the image is on the node: its container was created
+CONFINED_USER = "65534:65534"
+CONFINED_RESOURCES = {"cpu_limit": 100_000_000, "mem_limit": 64 * 1024 * 1024}  # 0.1 CPU, 64 MiB
 
 
 @dataclass
@@ -56,11 +62,11 @@ def eligible_nodes(nodes: list[dict], pool_label: str, pool: str | None) -> list
 
 
 def classify(task: dict) -> tuple[str, str]:
-    """A finished pre-pull task -> (status, reason)."""
+    """A started or finished pre-pull task -> (status, reason)."""
     status = task.get("Status", {})
     state = status.get("State", "")
     error = (status.get("Err") or "").strip()
-    if state == "complete":
+    if state == "complete" or state in STARTED:
         return "pulled", ""
     if state in ("rejected", "failed") and any(marker in error.lower() for marker in PULL_ERRORS):
         return "failed", error[:300]
@@ -90,8 +96,11 @@ class PrePuller:
         if pool:
             constraints.append(f"node.labels.{self.pool_label} == {pool}")
         await self._remove(name)
+        container = docker.types.ContainerSpec(image=image, command=["true"], user=CONFINED_USER, cap_drop=["ALL"])
+        container["Privileges"] = {"NoNewPrivileges": True}
         template = docker.types.TaskTemplate(
-            container_spec=docker.types.ContainerSpec(image=image, command=["true"]),
+            container_spec=container,
+            resources=docker.types.Resources(**CONFINED_RESOURCES),
             restart_policy=docker.types.RestartPolicy(condition="none"),
             placement=docker.types.Placement(constraints=constraints),
         )
@@ -111,7 +120,7 @@ class PrePuller:
                     node_id = task.get("NodeID")
                     if node_id not in hostnames or node_id in results:
                         continue
-                    if task.get("Status", {}).get("State") in TERMINAL:
+                    if task.get("Status", {}).get("State") in TERMINAL | STARTED:
                         status, reason = classify(task)
                         results[node_id] = NodePull(node_id, hostnames[node_id], status, reason, time.time())
                 if len(results) == len(hostnames):
