@@ -561,3 +561,30 @@ def test_moodle_registers_the_hub_in_one_step_and_its_launches_work_at_once(idhu
         assert again.status_code == 302, text(again)[-800:]
     finally:
         moodle.stop()
+
+
+def test_a_platform_registered_in_one_step_cannot_reach_an_administrators_account(idhub):
+    """Its site administrators can give any of its accounts any e-mail: with usernames from e-mails, that
+    would be the way into a hub administrator's account; its other users still come in by e-mail."""
+    federation_login(idhub, "chief-sub", {"email": "chief@universite.example", "groups": ["hub-admins"]})
+    assert user_model(idhub, "chief@universite.example")["admin"]
+    moodle = LtiTestPlatform(idhub.url, client_id="").start()
+    try:
+        registered = _session().get(
+            registration_link(idhub),
+            params={
+                "openid_configuration": f"{moodle.url}/mod/lti/openid-configuration.php",
+                "registration_token": moodle.registration_token,
+            },
+        )
+        assert registered.status_code == 200 and moodle.registered_tools, text(registered)[-800:]
+        posing, _ = moodle.launch_with_requests(LaunchSpec(user_id="6001", email="Chief@universite.example"))
+        assert posing.status_code == 403, text(posing)[-800:]
+        assert "administrator's account" in text(posing) and "trust_admin_roles" in text(posing)
+        assert "chief@" not in text(posing).lower()  # the page does not confirm whose account it is
+        assert user_model(idhub, "chief@universite.example")["admin"]
+        student, _ = moodle.launch_with_requests(LaunchSpec(user_id="6002", email="eleve@universite.example"))
+        assert student.status_code == 302, text(student)[-800:]
+        assert not user_model(idhub, "eleve@universite.example")["admin"]
+    finally:
+        moodle.stop()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlsplit
 
+from jupyterhub import orm
 from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Set, Unicode, default, validate
 
 from ..handlers.pages import extra_handlers
@@ -394,6 +396,16 @@ class MyDockerAuthenticator(GenericOAuthenticator):
                 "LTI launch from %s without %s: using the issuer-scoped sub", platform.name, platform.username_source
             )
         username = self.normalize_username(username)
+        if not platform.trust_admin_roles and self._is_admin_account(handler.db, username):
+            # a platform's administrators can set any of its users' e-mail: one not trusted with admin rights
+            # must not reach an administrator's account through it either
+            self.log.warning("LTI launch from %s refused: %s is a hub administrator's account", platform.name, username)
+            raise web.HTTPError(
+                403,
+                f"This launch leads to a hub administrator's account, and {platform.display_name} is not trusted "
+                "with administrators' accounts: sign in on the hub's login page instead. (A hub administrator "
+                f'can trust this platform by setting "trust_admin_roles": true in its entry.)',
+            )
         role = map_role(
             username=username,
             lti_roles=launch.roles,
@@ -413,12 +425,17 @@ class MyDockerAuthenticator(GenericOAuthenticator):
             "auth_state": {"lti_platform": platform.name, "lti_context": launch.context_id},
         }
 
+    def _is_admin_account(self, db, username: str) -> bool:
+        """Whether ``username`` is a hub administrator: in ``admin_users``, or made one in the admin panel."""
+        if username in self.admin_users:
+            return True
+        existing = orm.User.find(db, username)
+        return bool(existing and existing.admin)
+
     async def login_lti_user(self, handler, launch, auth_model):
         """Log the launch's user in (sets the hub cookie) and sync their course-teacher role."""
         user = await handler.login_user({LTI_LOGIN: auth_model})
         if user is None:
-            from tornado import web
-
             raise web.HTTPError(403, "This account may not use the hub.")
         group = self.course_group_of(launch)
         if group:
