@@ -206,6 +206,9 @@ FRENCH = {
         "Il n'y a pas (ou plus) d'environnement nommé %(name)r. Choisissez-en un dans le catalogue."
     ),
     "You may not start the environment %(slug)r.": "Vous n'avez pas le droit de démarrer l'environnement %(slug)r.",
+    "Already running: %(names)s (at most %(cap)s at once). Stop one of them to start this one.": (
+        "Déjà en marche : %(names)s (%(cap)s au plus à la fois). Arrêtez-en un pour démarrer celui-ci."
+    ),
     "The start was cancelled.": "Le démarrage a été annulé.",
     "No free network port could be found on the server; please try again.": (
         "Aucun port réseau libre n'a été trouvé sur le serveur ; veuillez réessayer."

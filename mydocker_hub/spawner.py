@@ -300,6 +300,23 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         else:
             self._emit(8, Message("Many servers are starting: %(ahead)s more before yours", ahead=ahead))
 
+    def _refuse_beyond_running_cap(self, env: Environment) -> None:
+        """A student may have ``running_servers_per_student`` environments running or starting at once."""
+        cap = self.running_servers_per_student
+        groups = self._user_groups()
+        if cap <= 0 or is_privileged(env, self.user.name, groups, bool(self.user.admin), TEACHER_GROUP):
+            return
+        running = {name for name, spawner in self.user.spawners.items() if spawner.active}
+        running |= {name for name, orm_spawner in self.user.orm_user.orm_spawners.items() if orm_spawner.server}
+        others = sorted(running - {self.name})
+        if len(others) >= cap:
+            refused = Message(
+                "Already running: %(names)s (at most %(cap)s at once). Stop one of them to start this one.",
+                names=", ".join(others),
+                cap=cap,
+            )
+            raise self._fail("too_many_running", refused, status_code=403)
+
     def _fail(self, reason: str, message: Message, log_message: str | None = None, status_code: int = 500):
         """What the student reads (in their language); the log keeps ``log_message`` (English)."""
         return StartFailed(message, reason=reason, log_message=log_message or "", status_code=status_code)
@@ -361,6 +378,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         available = self.availability(env)
         if not available.startable:
             raise self._fail("closed", closed_message(env, available), status_code=403)
+        self._refuse_beyond_running_cap(env)
         self.image = env.image
         self.default_url = ""
         self._emit(5, Message("Requesting %(title)s", title=env.localized_title))

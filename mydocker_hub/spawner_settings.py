@@ -110,6 +110,15 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         taken port fail at the first. Default: 2, so that a server that exits once because something it
         needed was briefly unreachable still starts; 1 fails at the first failure of any kind.""",
     )
+    running_servers_per_student = Integer(
+        3,
+        config=True,
+        help="""Environments a student may have running (or starting) at once; starting one more is refused
+        with a message that names those running and says to stop one. Teachers, administrators and an
+        environment's owners, editors and viewers are not capped. Default: 3 (a class's lab, plus a desktop
+        or a terminal, plus one spare), so that one student cannot take a node's share of a whole class;
+        0: no cap.""",
+    )
     concurrent_starts = Integer(
         0,
         config=True,

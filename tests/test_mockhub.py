@@ -14,6 +14,7 @@ import time
 import docker
 import pytest
 import requests
+from jupyterhub import orm
 from jupyterhub.tests.utils import add_user, api_request, auth_header, public_url
 
 from mydocker_hub.i18n import LanguageTransform
@@ -154,3 +155,56 @@ async def test_an_unknown_environment_is_refused_with_its_reason_in_the_callers_
         "Il n'y a pas (ou plus) d'environnement nommé 'nothing-here'. Choisissez-en un dans le catalogue."
     )
     assert not docker.APIClient(version="auto").services(filters={"name": "nothing-here"})
+
+
+async def test_a_student_beyond_the_running_cap_is_told_which_to_stop_and_a_teacher_is_not_capped(
+    hub_app, tmp_path, run_prefix, docker_api
+):
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
+    (environments / "second.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"].replace("SSH terminal", "Second"))
+    hub = await hub_app(
+        {
+            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True},
+            "SwarmEnvironmentSpawner": {
+                "environments_dir": str(environments),
+                "service_prefix": run_prefix + "c",
+                "running_servers_per_student": 1,
+                "credentials_key_file": str(tmp_path / "crypt_key"),
+                "connection_stub_port": free_port(),
+            },
+        }
+    )
+    add_user(hub.db, hub, name="dora")
+    add_user(hub.db, hub, name="prof")
+    teachers = orm.Group(name="teacher")
+    hub.db.add(teachers)
+    teachers.users.append(orm.User.find(hub.db, "prof"))
+    hub.db.commit()
+
+    async def start(user: str, slug: str):
+        response = await api_request(hub, "users", user, "servers", slug, method="post")
+        if response.status_code in (201, 202):
+            spawner = hub.users[user].spawners[slug]
+            for _ in range(240):
+                if spawner.ready:
+                    break
+                await asyncio.sleep(0.5)
+            assert spawner.ready, f"{user}/{slug} did not start"
+        return response
+
+    assert (await start("dora", "ssh")).status_code in (201, 202)
+    refused = await start("dora", "second")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["message"] == "Already running: ssh (at most 1 at once). Stop one of them to start this one."
+    assert not docker_api.services(filters={"name": hub.users["dora"].spawners["second"].service_name})
+    stopped = await api_request(hub, "users", "dora", "servers", "ssh", method="delete")
+    assert stopped.status_code in (202, 204), stopped.text
+    assert (await start("dora", "second")).status_code in (201, 202), "with ssh stopped, second starts"
+
+    for slug in ("ssh", "second"):  # a teacher is not capped
+        assert (await start("prof", slug)).status_code in (201, 202), slug
+    for user, slug in (("dora", "second"), ("prof", "ssh"), ("prof", "second")):
+        assert (await api_request(hub, "users", user, "servers", slug, method="delete")).status_code in (202, 204)
+    await hub.users["dora"].spawners["second"].watcher.removals.flush()
