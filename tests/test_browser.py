@@ -256,6 +256,13 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
             stop_url, headers={"Authorization": f"token {read_only.json()['token']}"}, json={}, timeout=60
         )
         assert refused.status_code == 403 and refused.json()["message"] == "This token may not stop servers"
+        # a token the owner limited to one of their own servers does not carry the right to stop the class
+        limited = class_hub.api(
+            "POST", "users/teacher/tokens", json={"scopes": ["delete:servers!server=teacher/class"]}
+        ).json()["token"]
+        narrow = requests.post(stop_url, headers={"Authorization": f"token {limited}"}, json={}, timeout=60)
+        assert narrow.status_code == 200 and narrow.json()["stopped"] == [], narrow.text
+        assert running("class") == {"s1", "s2", "teacher"}
 
         # the owner, on the environment files page: the count of running servers, and "Stop the class"
         context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})

@@ -1,6 +1,7 @@
 """``POST /hub/api/mydocker/environments/<slug>/stop``: stop a class's servers of one environment in one request.
 
-At the end of a lab, a teacher (an owner or editor of the environment), an administrator or the session
+At the end of a lab, a teacher (an owner or editor of the environment, through their session or a token that
+may stop all their servers, not one limited to some), an administrator or the session
 scheduler stops every student's server of an environment at once. One request instead of one per server:
 JupyterHub authenticates, parses and answers each request on its event loop, a third or more of what
 stopping a class of 100 costs it (``bench/spawn_bench.py``: the "-class" kinds). The stops themselves are
@@ -21,6 +22,7 @@ import json
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.scopes import Scope
 from tornado import web
 
 from ..auth.roles import TEACHER_GROUP
@@ -60,7 +62,12 @@ class StopEnvironmentServersHandler(APIHandler):
         await asyncio.to_thread(catalog.reload_if_changed)
         env = catalog.get(slug)
         current = self.current_user
-        manages = env is not None and current.kind == "user" and env.is_manager(current.name)
+        manages = (
+            env is not None
+            and current.kind == "user"
+            and env.is_manager(current.name)
+            and self._may_stop_all_own_servers(current.name)
+        )
         # JupyterHub's own permission (all servers for an admin or the scheduler, one's own for a student)
         may_stop = self.get_scope_filter("delete:servers")
 
@@ -107,6 +114,13 @@ class StopEnvironmentServersHandler(APIHandler):
             raise RuntimeError(f"the server is busy ({spawner.pending}); try again in a moment")
         stop_future = await self.stop_single_user(user, slug)
         return "stopped" if stop_future.done() else "stopping"
+
+    def _may_stop_all_own_servers(self, username: str) -> bool:
+        """Whether this request may stop every server of its user (their session, a full token), not only
+        some: a token its owner limited to some servers (``delete:servers!server=...``) does not carry the
+        environment manager's right to stop the class."""
+        filters = self.parsed_scopes.get("delete:servers")
+        return filters is Scope.ALL or (isinstance(filters, dict) and username in filters.get("user", ()))
 
     def _body(self) -> dict:
         body = self.get_json_body() or {}  # JupyterHub's reader: 400 for a body that is not JSON
