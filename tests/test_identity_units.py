@@ -158,6 +158,8 @@ def test_course_groups_and_roles_are_valid_jupyterhub_names():
     group = course_group_name("moodle", "7")
     assert group == "course-moodle-7"
     assert course_group_name("moodle", "Weird ID/…").startswith("course-moodle-")
+    # two platforms' courses never share a group, whatever their names and course IDs
+    assert course_group_name("moodle", "2-5") != course_group_name("moodle-2", "5") == "course-moodle-2-5"
     role = course_teacher_role(group)
     assert role["name"] == "course-teacher-moodle-7"
     assert "servers!group=course-moodle-7" in role["scopes"]

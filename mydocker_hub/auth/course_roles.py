@@ -14,12 +14,15 @@ import re
 from jupyterhub import orm, roles
 
 COURSE_PREFIX = "course-"
-_UNSAFE = re.compile(r"[^a-z0-9-]")
+_UNSAFE_IN_CONTEXT = re.compile(r"[^a-z0-9]")
 
 
 def course_group_name(platform_name: str, context_id: str) -> str:
+    """``course-<platform>-<context>``. The context part never holds a ``-`` (one that would, or any other
+    odd character, is hashed), so two platforms' courses never share a group: platform ``moodle``'s
+    course ``2-5`` is not platform ``moodle-2``'s course ``5``."""
     context = context_id.strip().lower()
-    if not context or _UNSAFE.search(context) or len(context) > 40:
+    if not context or _UNSAFE_IN_CONTEXT.search(context) or len(context) > 40:
         context = hashlib.sha256(context_id.encode()).hexdigest()[:12]
     return f"{COURSE_PREFIX}{platform_name}-{context}"
 
