@@ -431,7 +431,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
     async def _create_and_wait(self, env: Environment, began: float, credentials: Credentials, secrets: dict):
         watcher = self.watcher
         port_range = parse_port_range(self.host_port_range)
-        wanted = (1 if env.serves_http else 0) + len(env.published_ports)
+        web_range = parse_port_range(self.web_port_range) if self.web_port_range else port_range
         in_use = watcher.used_host_ports() | SwarmEnvironmentSpawner._reserved_ports | self._recent_suspect_ports()
         previous = self._last_node_ports or {}
         again = [previous.get(p.port) for p in env.published_ports]
@@ -439,12 +439,15 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         reuse = reuse and all(port in port_range and port not in in_use for port in again)
         try:
             if reuse and await self._previous_container_gone():
-                allocated = pick_free_ports(port_range, in_use | set(again), 1 if env.serves_http else 0) + again
+                tcp_allocated = again
             else:
-                allocated = pick_free_ports(port_range, in_use, wanted)
+                tcp_allocated = pick_free_ports(port_range, in_use, len(env.published_ports))
+            allocated = pick_free_ports(web_range, in_use | set(tcp_allocated), 1 if env.serves_http else 0)
+            allocated += tcp_allocated
         except PortRangeExhausted as exhausted:
             full = Message("All the network ports the hub may give servers are in use; please try again later.")
-            raise self._fail("no_port", full, f"{exhausted}: widen SwarmEnvironmentSpawner.host_port_range") from None
+            setting = "host_port_range" + (" or web_port_range" if self.web_port_range else "")
+            raise self._fail("no_port", full, f"{exhausted}: widen SwarmEnvironmentSpawner.{setting}") from None
         SwarmEnvironmentSpawner._reserved_ports.update(allocated)
         ports = list(allocated)
         try:

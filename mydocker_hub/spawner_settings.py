@@ -34,9 +34,18 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
     host_port_range = Unicode(
         "30000-32767",
         config=True,
-        help="""Node ports (``LOW-HIGH``) for host-mode publishing of each server's HTTP port and of SSH/TCP
-        ports. Open them between the proxy and the nodes, and the SSH/TCP ones to users.
+        help="""Node ports (``LOW-HIGH``) for host-mode publishing of SSH/TCP ports, and of each server's
+        HTTP port unless ``web_port_range`` is set. Open them from the proxy to the nodes, and to users.
         Default: ``30000-32767``.""",
+    )
+    web_port_range = Unicode(
+        "",
+        config=True,
+        help="""Node ports (``LOW-HIGH``) for each server's HTTP port (the proxy's way to JupyterLab, VS Code,
+        the desktop or a teacher's web server), apart from the SSH/TCP ports: a firewall can then open
+        ``host_port_range`` to users and this range only to the proxy (so it should not overlap
+        ``host_port_range``). Default (empty): the HTTP ports come from ``host_port_range`` too. Example:
+        ``20000-29999``.""",
     )
     node_address = Unicode(
         "",
@@ -218,4 +227,10 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
     @validate("host_port_range")
     def _validate_port_range(self, proposal):
         parse_port_range(proposal.value)
+        return proposal.value
+
+    @validate("web_port_range")
+    def _validate_web_port_range(self, proposal):
+        if proposal.value:
+            parse_port_range(proposal.value)
         return proposal.value

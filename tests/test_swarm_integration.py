@@ -360,6 +360,41 @@ def test_a_port_taken_outside_swarm_is_avoided(tmp_path, run_prefix, docker_api)
         holder.close()
 
 
+def test_web_ports_come_from_their_own_range_so_a_firewall_can_open_only_ssh_and_tcp_to_users(
+    tmp_path, run_prefix, docker_api
+):
+    from .hubprocess import TEST_IMAGE, Hub, free_port
+
+    web, tcp = free_port(), free_port()
+    environments = {
+        "labtcp.yaml": f"""
+title: Lab with a TCP port
+image: {TEST_IMAGE}
+home: {{type: none}}
+ports: [{{name: Database, port: 5432, type: tcp, required: false}}]
+"""
+    }
+    ranges = f'c.SwarmEnvironmentSpawner.web_port_range = "{web}-{web}"\n'
+    ranges += f'c.SwarmEnvironmentSpawner.host_port_range = "{tcp}-{tcp}"\n'
+    ranged_hub = Hub(tmp_path, run_prefix, environments=environments, extra_config="\n" + ranges)
+    ranged_hub.start()
+    try:
+        ranged_hub.ensure_user("ranger")
+        ranged_hub.spawn("ranger", "labtcp")
+        [service] = docker_api.services(
+            filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=ranger"]}
+        )
+        published = {p["TargetPort"]: p["PublishedPort"] for p in service["Spec"]["EndpointSpec"]["Ports"]}
+        assert published == {8888: web, 5432: tcp}, published
+        # the lab answers through the proxy, reached on its web port
+        token = {"Authorization": f"token {ranged_hub.user_token('ranger')}"}
+        lab = requests.get(f"{ranged_hub.url}/user/ranger/labtcp/api/status", headers=token, timeout=30)
+        assert lab.status_code == 200, lab.status_code
+        ranged_hub.stop_server("ranger", "labtcp")
+    finally:
+        ranged_hub.stop()
+
+
 def test_an_environment_is_ready_when_its_required_ports_answer_not_its_optional_ones(hub, docker_api, run_prefix):
     """An optional port nobody listens on (yet) does not hold the start; the required SSH port is waited for."""
     import socket
