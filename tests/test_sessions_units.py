@@ -303,3 +303,18 @@ def test_scheduler_uses_the_spawners_prefix_and_pool_label_passed_by_the_hub(mon
     monkeypatch.setenv("MYDOCKER_NODE_POOL_LABEL", "example.org/pool")
     app = SchedulerApp()
     assert (app.service_label, app.node_pool_label) == ("mydocker-staging", "example.org/pool")
+
+
+def test_who_was_stopped_at_a_sessions_end_is_named_only_to_admins_and_the_environments_managers(tmp_path):
+    scheduler = scheduler_with(tmp_path, [running_tp("sam", ["g1"])])
+    now = END + dt.timedelta(minutes=1)
+    asyncio.run(scheduler.tick(now=now))
+
+    def ended_as(user: dict) -> dict:
+        (session,) = [s for s in scheduler.report_for(user, now=now)["sessions"] if s["environment"] == "tp"]
+        return session["ended"]
+
+    assert ended_as({"name": "another-teacher", "admin": False}) == {"at": now.isoformat(), "count": 1}
+    for reader in ({"name": "olga"}, {"name": "ed"}, {"name": "root", "admin": True}):
+        assert ended_as(reader)["stopped"] == ["sam/tp"], reader
+    assert "stopped" not in ended_as({"name": "vic"})  # a viewer reads the file, not the class list

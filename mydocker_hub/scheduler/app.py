@@ -84,7 +84,7 @@ class SessionsJson(_Page):
     async def get(self):
         await asyncio.to_thread(self.scheduler.catalog.reload_if_changed)  # a session added since the last round
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(self.scheduler.report()))
+        self.finish(json.dumps(self.scheduler.report_for(self.current_user)))
 
 
 class SessionsPage(_Page):

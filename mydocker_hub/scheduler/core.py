@@ -227,6 +227,21 @@ class Scheduler:
             self.log.info("Session %s ended: stopped %d server(s)", session_key(env, session), len(stopped))
 
     # -- what the page shows --------------------------------------------------------------------------------
+    def report_for(self, user: dict, now: dt.datetime | None = None) -> dict:
+        """:meth:`report` as ``user`` (a hub user model) may read it: who was stopped at a session's end is
+        named to administrators and the environment's owners and editors; other teachers get the count."""
+        report = self.report(now)
+        for session in report["sessions"]:
+            ended = session["ended"]
+            if not ended:
+                continue
+            env = self.catalog.get(session["environment"])
+            names_visible = bool(user.get("admin")) or (env is not None and env.is_manager(user.get("name", "")))
+            session["ended"] = {"at": ended["at"], "count": len(ended["stopped"])}
+            if names_visible:
+                session["ended"]["stopped"] = list(ended["stopped"])
+        return report
+
     def report(self, now: dt.datetime | None = None) -> dict:
         now = now or dt.datetime.now(dt.timezone.utc)
         sessions = []
