@@ -588,3 +588,14 @@ def test_a_platform_registered_in_one_step_cannot_reach_an_administrators_accoun
         assert not user_model(idhub, "eleve@universite.example")["admin"]
     finally:
         moodle.stop()
+
+
+def test_a_platforms_error_answer_shows_its_code_and_never_text_posted_by_anyone(idhub):
+    launch_url = f"{idhub.url}/hub/lti13/launch"
+    posted = {"error": "login_required", "error_description": "Call 01 23 45 67 89 to unlock your account"}
+    refused = _session().post(launch_url, data=posted)
+    assert refused.status_code == 400
+    assert "The platform refused the login (login_required)" in text(refused)
+    assert "01 23 45 67 89" not in text(refused)
+    odd = _session().post(launch_url, data={"error": "Your account is locked, call 01 23"})
+    assert odd.status_code == 400 and "(an error)" in text(odd) and "locked" not in text(odd)

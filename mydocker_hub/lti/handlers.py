@@ -154,8 +154,11 @@ class LtiLaunchHandler(_LtiHandler):
         state = self.get_body_argument("state", "")
         error = self.get_body_argument("error", "")
         if error:
+            # anyone can post here: the page names the standard error code only, the log keeps the details
             description = self.get_body_argument("error_description", "")[:300]
-            raise web.HTTPError(400, f"The platform refused the login: {error[:100]} {description}".strip())
+            self.log.warning("LTI launch: the platform answered %r: %r", error[:100], description)
+            code = error if re.fullmatch(r"[a-z_]{1,40}", error) else "an error"
+            raise web.HTTPError(400, f"The platform refused the login ({code}): open the activity again from Moodle.")
         if not id_token or not state:
             raise web.HTTPError(400, "LTI launch without id_token or state: open the activity again from Moodle.")
         pending = tool.take_pending(state)
