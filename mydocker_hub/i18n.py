@@ -199,6 +199,16 @@ FRENCH = {
     "Environment ready": "Environnement prêt",
     "Your environment is ready: %(url)s": "Votre environnement est prêt : %(url)s",
     "The environment could not start: %(reason)s": "L'environnement n'a pas pu démarrer : %(reason)s",
+    "Change account?": "Changer de compte ?",
+    "You are signed in to the hub as %(signed_in)s. This link from %(platform)s signs you in as %(launch_user)s.": (
+        "Vous êtes connecté au hub en tant que %(signed_in)s. Ce lien venu de %(platform)s vous connecte en tant "
+        "que %(launch_user)s."
+    ),
+    "If you did not just open this activity yourself, close this page.": (
+        "Si vous n'avez pas ouvert cette activité vous-même à l'instant, fermez cette page."
+    ),
+    "Continue as %(launch_user)s": "Continuer en tant que %(launch_user)s",
+    "Stay %(signed_in)s": "Rester %(signed_in)s",
     "Pick an environment in the catalogue to start it.": (
         "Choisissez un environnement dans le catalogue pour le démarrer."
     ),

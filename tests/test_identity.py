@@ -599,3 +599,31 @@ def test_a_platforms_error_answer_shows_its_code_and_never_text_posted_by_anyone
     assert "01 23 45 67 89" not in text(refused)
     odd = _session().post(launch_url, data={"error": "Your account is locked, call 01 23"})
     assert odd.status_code == 400 and "(an error)" in text(odd) and "locked" not in text(odd)
+
+
+def test_a_new_window_link_from_someone_elses_launch_asks_before_switching_accounts(idhub):
+    # Mallory launches the activity "in a frame" and sends her "open in a new window" link to a student
+    mallory = _session()
+    mallory.headers["Sec-Fetch-Dest"] = "iframe"
+    _, in_frame, _ = lti_launch(idhub, LaunchSpec(user_id="9101", target=f"{idhub.url}/hub/join/lab"), mallory)
+    assert in_frame.status_code == 200, text(in_frame)[-800:]
+    link = idhub.url + html.unescape(re.search(r'id="mydocker-open-new-window" href="([^"]+)"', in_frame.text)[1])
+
+    victim = idhub.login("student")
+    asked = victim.get(link, allow_redirects=False)
+    assert asked.status_code == 200 and "Change account?" in asked.text
+    assert "student" in text(asked) and "9101@moodle" in text(asked)
+    assert victim.get(f"{idhub.url}/hub/home", allow_redirects=False).status_code == 200  # still the student
+    assert "9101@moodle" not in victim.get(f"{idhub.url}/hub/home").text
+    forged = victim.post(link, allow_redirects=False)  # another site's form, without the page's _xsrf
+    assert forged.status_code == 403
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', asked.text)[1]
+    switched = victim.post(link, data={"_xsrf": xsrf}, allow_redirects=False)
+    assert switched.status_code == 302 and switched.headers["Location"] == "/hub/join/lab"
+    assert "9101@moodle" in victim.get(f"{idhub.url}/hub/home").text
+
+    # opened where nobody is signed in (Moodle's own new window, the usual case): no question
+    _, in_frame, _ = lti_launch(idhub, LaunchSpec(user_id="9102", target=f"{idhub.url}/hub/join/lab"), mallory)
+    link = idhub.url + html.unescape(re.search(r'id="mydocker-open-new-window" href="([^"]+)"', in_frame.text)[1])
+    fresh = _session().get(link, allow_redirects=False)
+    assert fresh.status_code == 302 and fresh.headers["Location"] == "/hub/join/lab"

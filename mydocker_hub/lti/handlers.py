@@ -229,11 +229,42 @@ class LtiLaunchHandler(_LtiHandler):
 
 
 class LtiContinueHandler(_LtiHandler):
-    """``/hub/lti13/continue/<token>``: the "open in a new window" link of a launch made inside an iframe."""
+    """``/hub/lti13/continue/<token>``: the "open in a new window" link of a launch made inside an iframe.
+
+    The link logs in whoever opens it as the launch's user. In a browser where someone else is signed in
+    to the hub, it asks first (a button, XSRF-checked): a link from another person's launch, sent to them,
+    must not switch their account silently."""
+
+    def check_xsrf_cookie(self):
+        return BaseHandler.check_xsrf_cookie(self)  # this one's POST comes from the hub's own page
+
+    def _entry(self, token: str):
+        entry = self.authenticator_tool.continuations.get(token)
+        if entry is None:
+            raise web.HTTPError(400, "This link has expired or was already used: open the activity again from Moodle.")
+        return entry
 
     async def get(self, token: str):
-        tool = self.authenticator_tool
-        entry = tool.continuations.pop(token)
+        launch, auth_model, _ = self._entry(token)
+        signed_in = self.get_current_user_cookie()
+        if signed_in is not None and signed_in.name != auth_model["name"]:
+            html = await self.render_template(
+                "lti_continue_confirm.html",
+                signed_in=signed_in.name,
+                launch_user=auth_model["name"],
+                platform=launch.platform,
+                xsrf=self.xsrf_token.decode("ascii"),
+            )
+            self.finish(html)
+            return
+        await self._continue(token)
+
+    async def post(self, token: str):
+        self._entry(token)
+        await self._continue(token)
+
+    async def _continue(self, token: str):
+        entry = self.authenticator_tool.continuations.pop(token)
         if entry is None:
             raise web.HTTPError(400, "This link has expired or was already used: open the activity again from Moodle.")
         launch, auth_model, next_url = entry
