@@ -244,6 +244,26 @@ def test_concurrent_builds_respect_the_limits(tmp_path, run_prefix):
         subprocess.run(["docker", "rmi", record.tag], capture_output=True)
 
 
+def test_a_build_step_over_its_memory_limit_fails_at_that_step(tmp_path, run_prefix):
+    images = tmp_path / "images"
+    (images / "greedy").mkdir(parents=True)
+    (images / "greedy" / "Dockerfile").write_text(
+        f"FROM {TEST_IMAGE}\nRUN echo {MARK}-$RANDOM\nRUN python3 -c \"x = b'x' * (400 * 2**20)\"\n"
+    )
+    sources = load_sources(images, tmp_path / "uploads")
+    store = BuildStore(tmp_path / "builds")
+
+    async def scenario():
+        runner = BuildRunner(store, namespace=f"{run_prefix}-greedy", memory_limit_mb=128)
+        record = runner.submit(sources["greedy"], "t")
+        await asyncio.gather(*runner.tasks)
+        return record
+
+    record = store.load("greedy", asyncio.run(scenario()).build_id)
+    assert record.status == "failed"
+    assert "x = b'x'" in record.failing_step and "137" in record.error, (record.failing_step, record.error)
+
+
 @pytest.mark.browser
 def test_build_page_shows_the_log_live(bhub, browser, shots):
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})

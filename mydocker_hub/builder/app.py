@@ -374,6 +374,20 @@ class BuilderApp(Application):
         help="BASE_IMAGE build argument for Dockerfiles that declare it (default: $MYDOCKER_BUILD_BASE_IMAGE).",
     )
 
+    build_engine_url = Unicode(
+        os.environ.get("MYDOCKER_BUILD_ENGINE_URL", ""),
+        config=True,
+        help="""Docker engine that runs the builds, e.g. ``ssh://builder@build.example.fr`` or
+        ``tcp://build.example.fr:2376``. A build runs its Dockerfile's RUN steps as root in containers of that
+        engine, with its network: give it a machine of its own rather than the hub's or a node's. Default
+        (empty, or $MYDOCKER_BUILD_ENGINE_URL): the local engine, as on one machine.""",
+    )
+    build_memory_mb = Integer(
+        4096,
+        config=True,
+        help="""Memory (swap included) of each RUN step of a build, in MB: a step that takes more is killed
+        and the build fails at that step instead of starving the machine. Default: 4096; 0: no limit.""",
+    )
     max_upload_mb = Integer(50, config=True, help="Largest uploaded context archive, in MB. Default: 50.")
     max_context_mb = Integer(500, config=True, help="Largest uncompressed context, in MB. Default: 500.")
 
@@ -391,6 +405,8 @@ class BuilderApp(Application):
         "max-concurrent": "BuilderApp.max_concurrent",
         "ca-bundle": "BuilderApp.ca_bundle",
         "base-image": "BuilderApp.base_image",
+        "build-engine-url": "BuilderApp.build_engine_url",
+        "build-memory-mb": "BuilderApp.build_memory_mb",
     }
 
     @property
@@ -448,6 +464,8 @@ class BuilderApp(Application):
             max_concurrent=self.max_concurrent,
             ca_bundle=self.ca_bundle,
             base_image=self.base_image,
+            engine_url=self.build_engine_url,
+            memory_limit_mb=self.build_memory_mb,
             log=self.log,
         )
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/builder/")

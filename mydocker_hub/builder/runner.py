@@ -60,9 +60,13 @@ class BuildRunner:
         max_concurrent: int = 2,
         ca_bundle: str = "",
         base_image: str = "",
+        engine_url: str = "",
+        memory_limit_mb: int = 0,
         log: logging.Logger | None = None,
     ):
         self.store = store
+        self.engine_url = engine_url  # empty: the local engine
+        self.memory_limit_mb = memory_limit_mb  # of each RUN step, swap included; 0: none
         self.registry = registry.rstrip("/")
         self.namespace = namespace
         self.ca_bundle = ca_bundle
@@ -107,7 +111,7 @@ class BuildRunner:
 
     # -- in a worker thread ---------------------------------------------------------------------------------
     def _build_and_push(self, source: ImageSource, record: BuildRecord, loop) -> None:
-        client = docker.APIClient(version="auto")
+        client = docker.APIClient(base_url=self.engine_url or None, version="auto")
         context = Path(tempfile.mkdtemp(prefix="mydocker-build-"))
         try:
             try:
@@ -123,8 +127,17 @@ class BuildRunner:
             if base and "ARG BASE_IMAGE" in (context / "Dockerfile").read_text(errors="replace"):
                 buildargs["BASE_IMAGE"] = base
             step = ""
+            limits = {}
+            if self.memory_limit_mb > 0:
+                limits = {"memory": self.memory_limit_mb * 2**20, "memswap": self.memory_limit_mb * 2**20}
             for chunk in client.build(
-                path=str(context), tag=record.tag, buildargs=buildargs, rm=True, forcerm=True, decode=True
+                path=str(context),
+                tag=record.tag,
+                buildargs=buildargs,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                container_limits=limits or None,
             ):
                 if "stream" in chunk:
                     text = chunk["stream"]
