@@ -474,9 +474,7 @@ def ratios(results: dict, size: int) -> list[str]:
             stock = results.get((stock_kind, size))
             if not stock:
                 continue
-            if len(stock["ready"]) < stock["count"]:
-                parts.append(f"{stock_kind} started {len(stock['ready'])} of {stock['count']}")
-            else:
+            if stock["ready"] and len(stock["ready"]) == stock["count"]:
                 parts.append(f"max {mine}/{stock_kind} {max(ours['ready']) / max(stock['ready']):.2f}")
             if stock["ready"] and stock["stop"]:
                 stopped = f" (it stopped {len(stock['ready'])})" if len(stock["ready"]) < stock["count"] else ""
@@ -484,6 +482,8 @@ def ratios(results: dict, size: int) -> list[str]:
                 parts.append(f"released {mine}/{stock_kind} {ours['released'] / stock['released']:.2f}{stopped}")
     for stock_kind in ("stock", "stock-patient"):
         stock = results.get((stock_kind, size))
+        if stock and len(stock["ready"]) < stock["count"]:
+            parts.append(f"{stock_kind} started {len(stock['ready'])} of {stock['count']}")
         if not (stock and stock["ready"] and stock["stop"]):
             continue
         for floor in ("floor", "floor-class"):

@@ -170,6 +170,8 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
                 "MYDOCKER_REGISTRY": os.environ.get("MYDOCKER_REGISTRY", ""),
                 "MYDOCKER_BUILD_BASE_IMAGE": os.environ.get("MYDOCKER_BUILD_BASE_IMAGE", ""),
                 "MYDOCKER_BUILD_CA_BUNDLE": os.environ.get("MYDOCKER_BUILD_CA_BUNDLE", ""),
+                "MYDOCKER_BUILD_ENGINE_URL": os.environ.get("MYDOCKER_BUILD_ENGINE_URL", ""),
+                "MYDOCKER_BUILD_MEMORY_MB": os.environ.get("MYDOCKER_BUILD_MEMORY_MB", "4096"),
             },
             "oauth_client_allowed_scopes": [BUILD_SCOPE],
             "oauth_no_confirm": True,

@@ -201,14 +201,14 @@ FRENCH = {
     "The environment could not start: %(reason)s": "L'environnement n'a pas pu démarrer : %(reason)s",
     "Change account?": "Changer de compte ?",
     "You are signed in to the hub as %(signed_in)s. This link from %(platform)s signs you in as %(launch_user)s.": (
-        "Vous êtes connecté au hub en tant que %(signed_in)s. Ce lien venu de %(platform)s vous connecte en tant "
-        "que %(launch_user)s."
+        "Vous êtes connecté au hub en tant que %(signed_in)s. Ce lien, qui vient de %(platform)s, vous connectera "
+        "en tant que %(launch_user)s."
     ),
     "If you did not just open this activity yourself, close this page.": (
         "Si vous n'avez pas ouvert cette activité vous-même à l'instant, fermez cette page."
     ),
     "Continue as %(launch_user)s": "Continuer en tant que %(launch_user)s",
-    "Stay %(signed_in)s": "Rester %(signed_in)s",
+    "Stay signed in as %(signed_in)s": "Rester connecté en tant que %(signed_in)s",
     "Pick an environment in the catalogue to start it.": (
         "Choisissez un environnement dans le catalogue pour le démarrer."
     ),
@@ -217,7 +217,7 @@ FRENCH = {
     ),
     "You may not start the environment %(slug)r.": "Vous n'avez pas le droit de démarrer l'environnement %(slug)r.",
     "Already running: %(names)s (at most %(cap)s at once). Stop one of them to start this one.": (
-        "Déjà en marche : %(names)s (%(cap)s au plus à la fois). Arrêtez-en un pour démarrer celui-ci."
+        "Déjà en marche : %(names)s (%(cap)s au maximum en même temps). Arrêtez-en un pour démarrer celui-ci."
     ),
     "The start was cancelled.": "Le démarrage a été annulé.",
     "No free network port could be found on the server; please try again.": (

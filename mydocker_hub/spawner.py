@@ -301,14 +301,20 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             self._emit(8, Message("Many servers are starting: %(ahead)s more before yours", ahead=ahead))
 
     def _refuse_beyond_running_cap(self, env: Environment) -> None:
-        """A student may have ``running_servers_per_student`` environments running or starting at once."""
+        """A student may have ``running_servers_per_student`` environments running or starting at once, whoever
+        starts them (an administrator acting for them too); two starts at the very same moment may both be
+        refused, never both let through."""
         cap = self.running_servers_per_student
         groups = self._user_groups()
         if cap <= 0 or is_privileged(env, self.user.name, groups, bool(self.user.admin), TEACHER_GROUP):
             return
-        running = {name for name, spawner in self.user.spawners.items() if spawner.active}
+        # servers with a start under way are only in the loaded spawners, running ones in the database too;
+        # one being stopped no longer counts
+        loaded = self.user.spawners
+        running = {name for name, spawner in loaded.items() if spawner.active}
         running |= {name for name, orm_spawner in self.user.orm_user.orm_spawners.items() if orm_spawner.server}
-        others = sorted(running - {self.name})
+        stopping = {name for name, spawner in loaded.items() if spawner.pending == "stop"}
+        others = sorted(running - stopping - {self.name})
         if len(others) >= cap:
             refused = Message(
                 "Already running: %(names)s (at most %(cap)s at once). Stop one of them to start this one.",

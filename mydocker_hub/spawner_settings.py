@@ -123,10 +123,11 @@ class SwarmEnvironmentSettings(LoggingConfigurable):
         3,
         config=True,
         help="""Environments a student may have running (or starting) at once; starting one more is refused
-        with a message that names those running and says to stop one. Teachers, administrators and an
-        environment's owners, editors and viewers are not capped. Default: 3 (a class's lab, plus a desktop
-        or a terminal, plus one spare), so that one student cannot take a node's share of a whole class;
-        0: no cap.""",
+        with a message that names those running and says to stop one. It counts the student's servers
+        whoever starts them (an administrator acting for them too). Teachers and administrators are not
+        capped, nor an environment's owners, editors and viewers for that environment. Default: 3 (a
+        class's lab, plus a desktop or a terminal, plus one spare), so that one student cannot take a node's
+        share of a whole class; 0: no cap.""",
     )
     concurrent_starts = Integer(
         0,

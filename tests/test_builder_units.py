@@ -393,3 +393,28 @@ async def test_the_problems_of_image_files_are_shown_to_who_sees_the_image_and_l
         "Image typo: typo/mydocker-image.yaml: Unknown setting 'owner' (a typo?): the settings are owners, "
         "editors, viewers, public, base_image.",
     ]
+
+
+def test_builds_go_to_another_engine_only_over_ssh_and_with_a_registry(tmp_path, monkeypatch):
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="give an ssh:// address"):
+        builder_app.BuilderApp(build_engine_url="tcp://build.example.fr:2375")
+    app = builder_app.BuilderApp(build_engine_url="ssh://builder@build.example.fr", data_dir=str(tmp_path))
+    with pytest.raises(SystemExit) as exited:  # built elsewhere, an image reaches the nodes only by a registry
+        app.start()
+    assert exited.value.code == 1
+
+
+def test_the_hub_hands_the_build_settings_to_the_builder_service(monkeypatch, tmp_path):
+    from traitlets.config import Config
+
+    from mydocker_hub import config as mydocker_config
+
+    monkeypatch.setenv("MYDOCKER_BUILD_ENGINE_URL", "ssh://builder@build.example.fr")
+    monkeypatch.setenv("MYDOCKER_BUILD_MEMORY_MB", "2048")
+    c = Config()
+    mydocker_config.apply(c, base_dir=tmp_path, data_dir=tmp_path / "data")
+    (builder,) = [service for service in c.JupyterHub.services if service["name"] == "builder"]
+    assert builder["environment"]["MYDOCKER_BUILD_ENGINE_URL"] == "ssh://builder@build.example.fr"
+    assert builder["environment"]["MYDOCKER_BUILD_MEMORY_MB"] == "2048"

@@ -580,7 +580,8 @@ def test_a_platform_registered_in_one_step_cannot_reach_an_administrators_accoun
         assert registered.status_code == 200 and moodle.registered_tools, text(registered)[-800:]
         posing, _ = moodle.launch_with_requests(LaunchSpec(user_id="6001", email="Chief@universite.example"))
         assert posing.status_code == 403, text(posing)[-800:]
-        assert "administrator's account" in text(posing) and "trust_admin_roles" in text(posing)
+        assert "administrator's account" in text(posing) and "sign in on the hub's login page" in text(posing)
+        assert "trust_admin_roles" in idhub.log()  # the log says what would let it in; the page does not
         assert "chief@" not in text(posing).lower()  # the page does not confirm whose account it is
         assert user_model(idhub, "chief@universite.example")["admin"]
         student, _ = moodle.launch_with_requests(LaunchSpec(user_id="6002", email="eleve@universite.example"))

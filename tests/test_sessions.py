@@ -21,7 +21,7 @@ import requests
 
 from mydocker_hub import culling
 from mydocker_hub.scheduler.core import HubClient, Scheduler
-from mydocker_hub.scheduler.prepull import PrePuller
+from mydocker_hub.scheduler.prepull import NO_PROGRAM, PrePuller
 from mydocker_hub.swarm.client import AsyncDocker
 from mydocker_hub.swarm.names import home_volume_name, service_name
 
@@ -192,9 +192,9 @@ sessions:
 
 
 def test_prepull_runs_the_image_only_a_moment_and_confined(run_prefix):
-    """The image pre-pulled is a teacher's, maybe a draft nobody reviewed: its ``true`` (here a program that
-    would run for five minutes) runs as nobody, without capabilities, with little CPU and memory, and is
-    stopped as soon as the node has the image."""
+    """The image pre-pulled is a teacher's, maybe a draft nobody reviewed: nothing of it runs (here its
+    ``true`` would run for five minutes), and its container is confined anyway (nobody, no capabilities,
+    little CPU and memory)."""
     image = f"mdt-prepull-payload-{uuid.uuid4().hex[:8]}:1"
     payload = r"#!/bin/sh\nsleep 300\n"  # printf turns the \n into new lines
     dockerfile = f"FROM {TEST_IMAGE}\nUSER 0\nRUN printf '{payload}' > /usr/local/bin/true"
@@ -240,6 +240,7 @@ def test_prepull_runs_the_image_only_a_moment_and_confined(run_prefix):
         watcher.join(10)
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
     assert seen, "the pre-pull's container was never seen"
+    assert seen["State"]["Status"] != "running" and seen["Path"] == NO_PROGRAM, seen["State"]
     assert seen["Config"]["User"] == "65534:65534"
     host = seen["HostConfig"]
     assert host["CapDrop"] == ["ALL"]

@@ -399,12 +399,16 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         if not platform.trust_admin_roles and self._is_admin_account(handler.db, username):
             # a platform's administrators can set any of its users' e-mail: one not trusted with admin rights
             # must not reach an administrator's account through it either
-            self.log.warning("LTI launch from %s refused: %s is a hub administrator's account", platform.name, username)
+            self.log.warning(
+                "LTI launch from %s refused: %s is a hub administrator's account (the platform's entry does not "
+                'say "trust_admin_roles": true)',
+                platform.name,
+                username,
+            )
             raise web.HTTPError(
                 403,
                 f"This launch leads to a hub administrator's account, and {platform.display_name} is not trusted "
-                "with administrators' accounts: sign in on the hub's login page instead. (A hub administrator "
-                f'can trust this platform by setting "trust_admin_roles": true in its entry.)',
+                "with administrators' accounts: sign in on the hub's login page instead.",
             )
         role = map_role(
             username=username,
@@ -426,11 +430,16 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         }
 
     def _is_admin_account(self, db, username: str) -> bool:
-        """Whether ``username`` is a hub administrator: in ``admin_users``, or made one in the admin panel."""
+        """Whether ``username`` is a hub administrator: in ``admin_users``, made one in the admin panel, or
+        given JupyterHub's ``admin`` role (itself or through a group)."""
         if username in self.admin_users:
             return True
         existing = orm.User.find(db, username)
-        return bool(existing and existing.admin)
+        if existing is None:
+            return False
+        roles = {role.name for role in existing.roles}
+        roles |= {role.name for group in existing.groups for role in group.roles}
+        return bool(existing.admin) or "admin" in roles
 
     async def login_lti_user(self, handler, launch, auth_model):
         """Log the launch's user in (sets the hub cookie) and sync their course-teacher role."""

@@ -24,7 +24,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Unicode
+from traitlets import Integer, TraitError, Unicode, validate
 from traitlets.config import Application
 
 from ..handlers.errors import PageError
@@ -377,17 +377,29 @@ class BuilderApp(Application):
     build_engine_url = Unicode(
         os.environ.get("MYDOCKER_BUILD_ENGINE_URL", ""),
         config=True,
-        help="""Docker engine that runs the builds, e.g. ``ssh://builder@build.example.fr`` or
-        ``tcp://build.example.fr:2376``. A build runs its Dockerfile's RUN steps as root in containers of that
-        engine, with its network: give it a machine of its own rather than the hub's or a node's. Default
-        (empty, or $MYDOCKER_BUILD_ENGINE_URL): the local engine, as on one machine.""",
+        help="""Docker engine that runs the builds, over SSH: ``ssh://builder@build.example.fr`` (the hub's
+        ``ssh`` client and its keys; that user in the build machine's ``docker`` group). A build runs its
+        Dockerfile's RUN steps as root in containers of that engine, with its network: give it a machine of
+        its own rather than the hub's or a node's; builds are then pushed to ``registry`` (required).
+        Default ($MYDOCKER_BUILD_ENGINE_URL, empty): the local engine, as on one machine.""",
     )
     build_memory_mb = Integer(
-        4096,
+        int(os.environ.get("MYDOCKER_BUILD_MEMORY_MB") or 4096),
         config=True,
         help="""Memory (swap included) of each RUN step of a build, in MB: a step that takes more is killed
-        and the build fails at that step instead of starving the machine. Default: 4096; 0: no limit.""",
+        and the build fails at that step instead of starving the machine. Default ($MYDOCKER_BUILD_MEMORY_MB):
+        4096; 0: no limit.""",
     )
+
+    @validate("build_engine_url")
+    def _validate_build_engine_url(self, proposal):
+        if proposal.value and not proposal.value.startswith("ssh://"):
+            raise TraitError(
+                f"build_engine_url {proposal.value!r}: give an ssh:// address (ssh://user@host); an engine reached "
+                "over plain tcp:// is root for anyone who can reach it"
+            )
+        return proposal.value
+
     max_upload_mb = Integer(50, config=True, help="Largest uploaded context archive, in MB. Default: 50.")
     max_context_mb = Integer(500, config=True, help="Largest uncompressed context, in MB. Default: 500.")
 
@@ -456,6 +468,10 @@ class BuilderApp(Application):
         )
 
     def start(self):
+        if self.build_engine_url and not self.registry:
+            # an image built on another machine reaches the nodes only through a registry
+            self.log.critical("build_engine_url is set but registry is not: set MYDOCKER_REGISTRY as well")
+            self.exit(1)
         self.store = BuildStore(Path(self.data_dir) / "builds")
         self.runner = BuildRunner(
             self.store,
@@ -472,7 +488,13 @@ class BuilderApp(Application):
         app = self.web_app(prefix)
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
         HTTPServer(app, max_body_size=(self.max_upload_mb + 5) * 1024**2).listen(url.port, url.hostname)
-        self.log.info("Builder serving %s (registry: %s) at %s", prefix, self.registry or "none", time.ctime())
+        self.log.info(
+            "Builder serving %s (registry: %s, builds on %s) at %s",
+            prefix,
+            self.registry or "none",
+            self.build_engine_url or "the local engine",
+            time.ctime(),
+        )
         run_until_stopped(self.log, "Builder")
 
 

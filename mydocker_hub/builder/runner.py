@@ -111,7 +111,10 @@ class BuildRunner:
 
     # -- in a worker thread ---------------------------------------------------------------------------------
     def _build_and_push(self, source: ImageSource, record: BuildRecord, loop) -> None:
-        client = docker.APIClient(base_url=self.engine_url or None, version="auto")
+        if self.engine_url:  # ssh://: through the ssh client, its configuration and keys
+            client = docker.APIClient(base_url=self.engine_url, version="auto", use_ssh_client=True)
+        else:
+            client = docker.APIClient(version="auto")
         context = Path(tempfile.mkdtemp(prefix="mydocker-build-"))
         try:
             try:

@@ -22,7 +22,6 @@ import json
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
-from jupyterhub.scopes import Scope
 from tornado import web
 
 from ..auth.roles import TEACHER_GROUP
@@ -119,8 +118,7 @@ class StopEnvironmentServersHandler(APIHandler):
         """Whether this request may stop every server of its user (their session, a full token), not only
         some: a token its owner limited to some servers (``delete:servers!server=...``) does not carry the
         environment manager's right to stop the class."""
-        filters = self.parsed_scopes.get("delete:servers")
-        return filters is Scope.ALL or (isinstance(filters, dict) and username in filters.get("user", ()))
+        return self.has_scope(f"delete:servers!user={username}")
 
     def _body(self) -> dict:
         body = self.get_json_body() or {}  # JupyterHub's reader: 400 for a body that is not JSON

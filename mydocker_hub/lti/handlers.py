@@ -51,6 +51,30 @@ def next_url_for(launch, hub_base: str) -> str:
     return url_path_join(hub_base, "home")
 
 
+# the error codes of OpenID Connect's authentication response (and OAuth 2's): the only text of such an answer
+# shown on a page, since anyone can post one to the launch URL
+OIDC_ERROR_CODES = frozenset(
+    {
+        "interaction_required",
+        "login_required",
+        "account_selection_required",
+        "consent_required",
+        "invalid_request_uri",
+        "invalid_request_object",
+        "request_not_supported",
+        "request_uri_not_supported",
+        "registration_not_supported",
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
+
+
 class _LtiHandler(BaseHandler):
     @property
     def authenticator_tool(self):
@@ -157,7 +181,7 @@ class LtiLaunchHandler(_LtiHandler):
             # anyone can post here: the page names the standard error code only, the log keeps the details
             description = self.get_body_argument("error_description", "")[:300]
             self.log.warning("LTI launch: the platform answered %r: %r", error[:100], description)
-            code = error if re.fullmatch(r"[a-z_]{1,40}", error) else "an error"
+            code = error if error in OIDC_ERROR_CODES else "an error"
             raise web.HTTPError(400, f"The platform refused the login ({code}): open the activity again from Moodle.")
         if not id_token or not state:
             raise web.HTTPError(400, "LTI launch without id_token or state: open the activity again from Moodle.")
@@ -238,15 +262,21 @@ class LtiContinueHandler(_LtiHandler):
     def check_xsrf_cookie(self):
         return BaseHandler.check_xsrf_cookie(self)  # this one's POST comes from the hub's own page
 
-    def _entry(self, token: str):
-        entry = self.authenticator_tool.continuations.get(token)
+    def _entry(self, token: str, take: bool = False):
+        """The launch behind the link (taken out when ``take``: single use)."""
+        continuations = self.authenticator_tool.continuations
+        entry = continuations.pop(token) if take else continuations.get(token)
         if entry is None:
             raise web.HTTPError(400, "This link has expired or was already used: open the activity again from Moodle.")
         return entry
 
+    def set_default_headers(self):
+        super().set_default_headers()
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")  # opened in a window of its own
+
     async def get(self, token: str):
         launch, auth_model, _ = self._entry(token)
-        signed_in = self.get_current_user_cookie()
+        signed_in = self.current_user
         if signed_in is not None and signed_in.name != auth_model["name"]:
             html = await self.render_template(
                 "lti_continue_confirm.html",
@@ -260,14 +290,10 @@ class LtiContinueHandler(_LtiHandler):
         await self._continue(token)
 
     async def post(self, token: str):
-        self._entry(token)
         await self._continue(token)
 
     async def _continue(self, token: str):
-        entry = self.authenticator_tool.continuations.pop(token)
-        if entry is None:
-            raise web.HTTPError(400, "This link has expired or was already used: open the activity again from Moodle.")
-        launch, auth_model, next_url = entry
+        launch, auth_model, next_url = self._entry(token, take=True)
         await self.authenticator.login_lti_user(self, launch, auth_model)
         self.redirect(next_url)
 

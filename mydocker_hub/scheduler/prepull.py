@@ -1,12 +1,11 @@
 """Put an image on every eligible Swarm node before a class, and say per node how it went.
 
-A short-lived *global* service runs ``true`` from the image on every node of the pool: each node pulls
-the image to run its task. A task that starts, completes, or fails after the image was there (no ``true``
-in the image…), means pulled; a task rejected because the image could not be pulled means failed, with
-Docker's reason. The service is removed as soon as every node has answered, so whatever the image's
-``true`` is runs for a moment at most, and confined: as nobody (65534), without capabilities or new
-privileges, with a tenth of a CPU and 64 MiB (the environment's own image, not yet reviewed by anyone,
-may be a draft). Nodes joining later get it at the next round.
+A short-lived *global* service asks every node of the pool for a container of the image: each node pulls
+the image to create it. Its command is a path no image has, so nothing of the image runs (the image may be
+a teacher's draft nobody reviewed): the container fails to start, which says the image was there. A task
+rejected because the image could not be pulled means failed, with Docker's reason. The service is removed
+once every node has answered; meanwhile its containers are confined anyway (nobody, no capabilities, a
+tenth of a CPU, 64 MiB). Nodes joining later get it at the next round.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ PULL_ERRORS = (
 )
 TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 STARTED = {"starting", "running"}  # the image is on the node: its container was created
+NO_PROGRAM = "/.mydocker-prepull-runs-nothing"  # no image has it: the container is created, never run
 CONFINED_USER = "65534:65534"
 CONFINED_RESOURCES = {"cpu_limit": 100_000_000, "mem_limit": 64 * 1024 * 1024}  # 0.1 CPU, 64 MiB
 
@@ -96,7 +96,7 @@ class PrePuller:
         if pool:
             constraints.append(f"node.labels.{self.pool_label} == {pool}")
         await self._remove(name)
-        container = docker.types.ContainerSpec(image=image, command=["true"], user=CONFINED_USER, cap_drop=["ALL"])
+        container = docker.types.ContainerSpec(image=image, command=[NO_PROGRAM], user=CONFINED_USER, cap_drop=["ALL"])
         container["Privileges"] = {"NoNewPrivileges": True}
         template = docker.types.TaskTemplate(
             container_spec=container,
