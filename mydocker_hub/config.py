@@ -78,6 +78,26 @@ def _environment_lookup(environments_dir: str):
     return for_page
 
 
+NAMED_SERVERS_BEYOND_CATALOGUE = 20
+
+
+def _named_server_limit(environments_dir: str):
+    """JupyterHub's ``named_server_limit_per_user``, as a function of the request: none for administrators;
+    for others, the catalogue's size plus ``NAMED_SERVERS_BEYOND_CATALOGUE`` (servers of environments removed
+    since, or named after no environment: each is a database record until its owner removes it on the home
+    page). JupyterHub counts a user's records, running or not, and refuses a new one beyond it."""
+
+    def limit(handler) -> int:
+        from .environments import get_catalog
+
+        user = handler.current_user
+        if user is not None and getattr(user, "admin", False):
+            return 0
+        return len(get_catalog(environments_dir).environments) + NAMED_SERVERS_BEYOND_CATALOGUE
+
+    return limit
+
+
 def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: Path | str | None = None) -> None:
     """Apply mydocker-hub's defaults to the JupyterHub config ``c``."""
     base_dir = Path(base_dir)
@@ -105,8 +125,9 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
     c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
     c.JupyterHub.cleanup_servers = False  # servers outlive hub restarts
     c.JupyterHub.allow_named_servers = True
-    # every environment a student ever used is a named server: no cap on their number (running ones use resources)
-    c.JupyterHub.named_server_limit_per_user = 0
+    # every environment a student ever used is a named server, kept while its file exists; names that are no
+    # environment (a script's requests) must not pile up records without end
+    c.JupyterHub.named_server_limit_per_user = _named_server_limit(environments_dir)
     c.JupyterHub.default_url = "/hub/home"
     c.JupyterHub.template_paths = [str(base_dir / "templates")]
     c.JupyterHub.jinja_environment_options = {"extensions": [I18nExtension]}

@@ -17,6 +17,7 @@ import requests
 from jupyterhub import orm
 from jupyterhub.tests.utils import add_user, api_request, auth_header, public_url
 
+from mydocker_hub.config import NAMED_SERVERS_BEYOND_CATALOGUE, _named_server_limit
 from mydocker_hub.i18n import LanguageTransform
 from mydocker_hub.spawner import SwarmEnvironmentSpawner
 
@@ -208,3 +209,38 @@ async def test_a_student_beyond_the_running_cap_is_told_which_to_stop_and_a_teac
     for user, slug in (("dora", "second"), ("prof", "ssh"), ("prof", "second")):
         assert (await api_request(hub, "users", user, "servers", slug, method="delete")).status_code in (202, 204)
     await hub.users["dora"].spawners["second"].watcher.removals.flush()
+
+
+async def test_server_names_that_are_no_environment_cannot_pile_up_records(hub_app, tmp_path, run_prefix):
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
+    hub = await hub_app(
+        {
+            "JupyterHub": {
+                "spawner_class": SwarmEnvironmentSpawner,
+                "allow_named_servers": True,
+                "named_server_limit_per_user": _named_server_limit(str(environments)),
+            },
+            "SwarmEnvironmentSpawner": {
+                "environments_dir": str(environments),
+                "service_prefix": run_prefix + "n",
+                "credentials_key_file": str(tmp_path / "crypt_key"),
+                "connection_stub_port": free_port(),
+            },
+        }
+    )
+    add_user(hub.db, hub, name="scripted")
+    as_student = auth_header(hub.db, "scripted")
+    allowed = 1 + NAMED_SERVERS_BEYOND_CATALOGUE  # the catalogue's one environment, and the margin
+    for number in range(allowed):
+        refused = await api_request(
+            hub, "users", "scripted", "servers", f"bogus{number}", method="post", headers=as_student
+        )
+        assert refused.status_code == 404, refused.text  # no such environment; JupyterHub keeps its record
+    one_more = await api_request(hub, "users", "scripted", "servers", "bogus-more", method="post", headers=as_student)
+    assert one_more.status_code == 400 and "maximum of 21 named servers" in one_more.json()["message"]
+    assert "bogus-more" not in orm.User.find(hub.db, "scripted").orm_spawners
+    # an administrator (api_request's default) is not limited
+    admin = await api_request(hub, "users", "scripted", "servers", "bogus-by-admin", method="post")
+    assert admin.status_code == 404, admin.text
