@@ -200,6 +200,11 @@ FRENCH = {
     "Your environment is ready: %(url)s": "Votre environnement est prêt : %(url)s",
     "The environment could not start: %(reason)s": "L'environnement n'a pas pu démarrer : %(reason)s",
     "Change account?": "Changer de compte ?",
+    "Signing you in…": "Connexion en cours…",
+    "Sign in as %(launch_user)s?": "Se connecter en tant que %(launch_user)s ?",
+    "This link from %(platform)s signs you in to the hub as %(launch_user)s.": (
+        "Ce lien, qui vient de %(platform)s, vous connectera au hub en tant que %(launch_user)s."
+    ),
     "You are signed in to the hub as %(signed_in)s. This link from %(platform)s signs you in as %(launch_user)s.": (
         "Vous êtes connecté au hub en tant que %(signed_in)s. Ce lien, qui vient de %(platform)s, vous connectera "
         "en tant que %(launch_user)s."

@@ -602,7 +602,7 @@ def test_a_platforms_error_answer_shows_its_code_and_never_text_posted_by_anyone
     assert odd.status_code == 400 and "(an error)" in text(odd) and "locked" not in text(odd)
 
 
-def test_a_new_window_link_from_someone_elses_launch_asks_before_switching_accounts(idhub):
+def test_a_new_window_link_opened_elsewhere_than_from_its_launchs_frame_asks_first(idhub):
     # Mallory launches the activity "in a frame" and sends her "open in a new window" link to a student
     mallory = _session()
     mallory.headers["Sec-Fetch-Dest"] = "iframe"
@@ -623,8 +623,15 @@ def test_a_new_window_link_from_someone_elses_launch_asks_before_switching_accou
     assert switched.status_code == 302 and switched.headers["Location"] == "/hub/join/lab"
     assert "9101@moodle" in victim.get(f"{idhub.url}/hub/home").text
 
-    # opened where nobody is signed in (Moodle's own new window, the usual case): no question
+    # where nobody is signed in, it asks too (the window the launch's frame opens goes on by itself: it gets
+    # the launch's key from the frame, see the browser test of the frame); a wrong key is refused
     _, in_frame, _ = lti_launch(idhub, LaunchSpec(user_id="9102", target=f"{idhub.url}/hub/join/lab"), mallory)
     link = idhub.url + html.unescape(re.search(r'id="mydocker-open-new-window" href="([^"]+)"', in_frame.text)[1])
-    fresh = _session().get(link, allow_redirects=False)
-    assert fresh.status_code == 302 and fresh.headers["Location"] == "/hub/join/lab"
+    stranger = _session()
+    asked = stranger.get(link, allow_redirects=False)
+    assert asked.status_code == 200 and "Sign in as 9102@moodle?" in text(asked)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', asked.text)[1]
+    guessed = stranger.post(link, data={"_xsrf": xsrf, "opener_key": "guessed"}, allow_redirects=False)
+    assert guessed.status_code == 400
+    answered = stranger.post(link, data={"_xsrf": xsrf}, allow_redirects=False)
+    assert answered.status_code == 302 and answered.headers["Location"] == "/hub/join/lab"

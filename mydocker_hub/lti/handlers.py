@@ -8,9 +8,11 @@ Launches are cross-site by nature: their POSTs carry no ``_xsrf``; they are prot
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import json
 import re
+import secrets
 import time
 from urllib.parse import urlencode, urlsplit
 
@@ -225,10 +227,12 @@ class LtiLaunchHandler(_LtiHandler):
         if embed_here:
             user = await self.authenticator.login_lti_user(self, launch, auth_model)
             self.log.info("LTI launch in Moodle's frame: %s from %s -> %s", user.name, launch.platform.name, next_url)
-        token = tool.continuations.put((launch, auth_model, next_url))
+        opener_key = secrets.token_urlsafe(16)  # the frame hands it to the window it opens, and to nobody else
+        token = tool.continuations.put((launch, auth_model, next_url, opener_key))
         html = await self.render_template(
             "lti_continue.html",
             continue_url=self.hub_path("lti13", "continue", token),
+            opener_key=opener_key,
             embedded_url=next_url if embed_here else "",
             platform=launch.platform,
         )
@@ -255,9 +259,10 @@ class LtiLaunchHandler(_LtiHandler):
 class LtiContinueHandler(_LtiHandler):
     """``/hub/lti13/continue/<token>``: the "open in a new window" link of a launch made inside an iframe.
 
-    The link logs in whoever opens it as the launch's user. In a browser where someone else is signed in
-    to the hub, it asks first (a button, XSRF-checked): a link from another person's launch, sent to them,
-    must not switch their account silently."""
+    The link signs in whoever opens it as the launch's user: the window the launch's frame opened proves it
+    is that one (the frame gives it the launch's key through ``postMessage``) and goes on by itself; a
+    window opened otherwise (a link from another person's launch, sent to someone) asks first, with a
+    button (XSRF-checked), so that nobody is signed in as someone else without seeing it."""
 
     def check_xsrf_cookie(self):
         return BaseHandler.check_xsrf_cookie(self)  # this one's POST comes from the hub's own page
@@ -275,25 +280,31 @@ class LtiContinueHandler(_LtiHandler):
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")  # opened in a window of its own
 
     async def get(self, token: str):
-        launch, auth_model, _ = self._entry(token)
+        launch, auth_model, _, _ = self._entry(token)
         signed_in = self.current_user
-        if signed_in is not None and signed_in.name != auth_model["name"]:
-            html = await self.render_template(
-                "lti_continue_confirm.html",
-                signed_in=signed_in.name,
-                launch_user=auth_model["name"],
-                platform=launch.platform,
-                xsrf=self.xsrf_token.decode("ascii"),
-            )
-            self.finish(html)
+        if signed_in is not None and signed_in.name == auth_model["name"]:
+            await self._continue(token)  # already them: nothing to switch
             return
-        await self._continue(token)
+        # the page asks the window that opened it (the launch's frame) for the launch's key and goes on by
+        # itself with it; opened otherwise (a link someone sent), it asks the person
+        html = await self.render_template(
+            "lti_continue_confirm.html",
+            signed_in=signed_in.name if signed_in is not None else "",
+            launch_user=auth_model["name"],
+            platform=launch.platform,
+            xsrf=self.xsrf_token.decode("ascii"),
+        )
+        self.finish(html)
 
     async def post(self, token: str):
-        await self._continue(token)
+        _, _, _, opener_key = self._entry(token)
+        offered = self.get_body_argument("opener_key", "")
+        if offered and not hmac.compare_digest(offered, opener_key):
+            raise web.HTTPError(400, "This link belongs to another launch: open the activity again from Moodle.")
+        await self._continue(token)  # the launch's own window, or the person's answer to the question
 
     async def _continue(self, token: str):
-        launch, auth_model, next_url = self._entry(token, take=True)
+        launch, auth_model, next_url, _ = self._entry(token, take=True)
         await self.authenticator.login_lti_user(self, launch, auth_model)
         self.redirect(next_url)
 
