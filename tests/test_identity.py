@@ -438,6 +438,24 @@ def test_launch_inside_moodle_iframe_offers_a_new_window(idhub, browser_one_proc
     context.close()
     idhub.stop_server("3002@moodle", "lab")
 
+    # the same kind of link opened from elsewhere (pasted, sent by someone): the browser asks first
+    context = browser_one_process.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    spec = LaunchSpec(user_id="3003", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
+    page.goto(idhub.lti.course_page_url(spec, embed=True))
+    button = frame_on_the_hub(page, idhub.url).locator("#mydocker-open-new-window")
+    expect(button).to_be_visible(timeout=30_000)
+    link = idhub.url + button.get_attribute("href")
+    pasted = context.new_page()
+    pasted.goto(link)
+    expect(pasted.locator("h1")).to_have_text("Se connecter en tant que 3003@moodle ?")
+    expect(pasted.locator("#mydocker-lti-switch")).to_be_visible()
+    pasted.screenshot(path=str(shots / "lti-continue-asks.png"))
+    pasted.locator("#mydocker-lti-switch").click()
+    pasted.wait_for_url("**/user/3003@moodle/lab/**", timeout=180_000)
+    context.close()
+    idhub.stop_server("3003@moodle", "lab")
+
 
 @pytest.mark.browser
 def test_teacher_picks_an_environment_in_moodle_select_content(idhub, browser_one_process, shots):
