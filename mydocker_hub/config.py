@@ -7,6 +7,7 @@ loaded last (the escape hatch, as in TLJH).
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import json
 import os
@@ -87,13 +88,15 @@ def _named_server_limit(environments_dir: str):
     since, or named after no environment: each is a database record until its owner removes it on the home
     page). JupyterHub counts a user's records, running or not, and refuses a new one beyond it."""
 
-    def limit(handler) -> int:
+    async def limit(handler) -> int:
         from .environments import get_catalog
 
         user = handler.current_user
         if user is not None and getattr(user, "admin", False):
             return 0
-        return len(get_catalog(environments_dir).environments) + NAMED_SERVERS_BEYOND_CATALOGUE
+        catalog = get_catalog(environments_dir)
+        await asyncio.to_thread(catalog.reload_if_changed)  # as every page does: a file just added counts
+        return len(catalog.environments) + NAMED_SERVERS_BEYOND_CATALOGUE
 
     return limit
 
