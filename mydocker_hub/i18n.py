@@ -200,6 +200,12 @@ FRENCH = {
     "Your environment is ready: %(url)s": "Votre environnement est prêt : %(url)s",
     "The environment could not start: %(reason)s": "L'environnement n'a pas pu démarrer : %(reason)s",
     "Change account?": "Changer de compte ?",
+    "This link has expired or was already used: open the activity again from Moodle.": (
+        "Ce lien a expiré ou a déjà servi : ouvrez à nouveau l'activité depuis Moodle."
+    ),
+    "This link belongs to another launch: open the activity again from Moodle.": (
+        "Ce lien appartient à un autre lancement : ouvrez à nouveau l'activité depuis Moodle."
+    ),
     "Signing you in…": "Connexion en cours…",
     "Sign in as %(launch_user)s?": "Se connecter en tant que %(launch_user)s ?",
     "This link from %(platform)s signs you in to the hub as %(launch_user)s.": (

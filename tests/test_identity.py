@@ -651,5 +651,10 @@ def test_a_new_window_link_opened_elsewhere_than_from_its_launchs_frame_asks_fir
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', asked.text)[1]
     guessed = stranger.post(link, data={"_xsrf": xsrf, "opener_key": "guessed"}, allow_redirects=False)
     assert guessed.status_code == 400
+    # another site's form, even with a valid XSRF token, is refused (the browser says where it comes from)
+    forged = stranger.post(link, data={"_xsrf": xsrf}, headers={"Sec-Fetch-Site": "cross-site"}, allow_redirects=False)
+    assert forged.status_code == 403
+    odd_key = stranger.post(link, data={"_xsrf": xsrf, "opener_key": "clé"}, allow_redirects=False)
+    assert odd_key.status_code == 400
     answered = stranger.post(link, data={"_xsrf": xsrf}, allow_redirects=False)
     assert answered.status_code == 302 and answered.headers["Location"] == "/hub/join/lab"

@@ -272,7 +272,9 @@ class LtiContinueHandler(_LtiHandler):
         continuations = self.authenticator_tool.continuations
         entry = continuations.pop(token) if take else continuations.get(token)
         if entry is None:
-            raise web.HTTPError(400, "This link has expired or was already used: open the activity again from Moodle.")
+            raise PageError(
+                400, Message("This link has expired or was already used: open the activity again from Moodle.")
+            )
         return entry
 
     def set_default_headers(self):
@@ -297,10 +299,16 @@ class LtiContinueHandler(_LtiHandler):
         self.finish(html)
 
     async def post(self, token: str):
+        # only this page posts here: no other site's form, even one that got hold of an XSRF token (a browser
+        # withholds the _xsrf cookie from cross-site posts, and JupyterHub then derives the token from the
+        # address and browser alone)
+        site = self.request.headers.get("Sec-Fetch-Site")  # what the browser says of the page that posts
+        if site is not None and site != "same-origin":
+            raise web.HTTPError(403, "This form can only be sent from the hub's own page.")
         _, _, _, opener_key = self._entry(token)
         offered = self.get_body_argument("opener_key", "")
-        if offered and not hmac.compare_digest(offered, opener_key):
-            raise web.HTTPError(400, "This link belongs to another launch: open the activity again from Moodle.")
+        if offered and not hmac.compare_digest(offered.encode(), opener_key.encode()):
+            raise PageError(400, Message("This link belongs to another launch: open the activity again from Moodle."))
         await self._continue(token)  # the launch's own window, or the person's answer to the question
 
     async def _continue(self, token: str):
