@@ -421,14 +421,20 @@ def test_student_launch_from_moodle_in_a_new_window_ends_in_a_running_environmen
     idhub.stop_server("3001@moodle", "lab")
 
 
-@pytest.mark.browser
-def test_launch_inside_moodle_iframe_offers_a_new_window(idhub, browser_one_process, shots):
-    context = browser_one_process.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+def new_window_button(browser, hub, user_id: str, locale: str):
+    """A learner's launch in Moodle's frame: the browser context, its page and the "new window" button."""
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    spec = LaunchSpec(user_id="3002", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
-    page.goto(idhub.lti.course_page_url(spec, embed=True))
-    button = frame_on_the_hub(page, idhub.url).locator("#mydocker-open-new-window")
+    spec = LaunchSpec(user_id=user_id, roles=[LEARNER], target=f"{hub.url}/hub/join/lab")
+    page.goto(hub.lti.course_page_url(spec, embed=True))
+    button = frame_on_the_hub(page, hub.url).locator("#mydocker-open-new-window")
     expect(button).to_be_visible(timeout=30_000)
+    return context, page, button
+
+
+@pytest.mark.browser
+def test_launch_inside_moodle_iframe_offers_a_new_window_and_a_pasted_link_asks(idhub, browser_one_process, shots):
+    context, page, button = new_window_button(browser_one_process, idhub, "3002", "en-US")
     page.screenshot(path=str(shots / "lti-iframe-continue.png"))
     with context.expect_page() as popup_info:
         button.click()
@@ -439,12 +445,7 @@ def test_launch_inside_moodle_iframe_offers_a_new_window(idhub, browser_one_proc
     idhub.stop_server("3002@moodle", "lab")
 
     # the same kind of link opened from elsewhere (pasted, sent by someone): the browser asks first
-    context = browser_one_process.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    spec = LaunchSpec(user_id="3003", roles=[LEARNER], target=f"{idhub.url}/hub/join/lab")
-    page.goto(idhub.lti.course_page_url(spec, embed=True))
-    button = frame_on_the_hub(page, idhub.url).locator("#mydocker-open-new-window")
-    expect(button).to_be_visible(timeout=30_000)
+    context, _, button = new_window_button(browser_one_process, idhub, "3003", "fr-FR")
     link = idhub.url + button.get_attribute("href")
     pasted = context.new_page()
     pasted.goto(link)
