@@ -200,6 +200,39 @@ FRENCH = {
     "Your environment is ready: %(url)s": "Votre environnement est prêt : %(url)s",
     "The environment could not start: %(reason)s": "L'environnement n'a pas pu démarrer : %(reason)s",
     "Change account?": "Changer de compte ?",
+    "an error": "une erreur",
+    "The platform refused the login (%(code)s): open the activity again from Moodle.": (
+        "La plateforme a refusé la connexion (%(code)s) : ouvrez à nouveau l'activité depuis Moodle."
+    ),
+    "LTI launch without id_token or state: open the activity again from Moodle.": (
+        "Lancement LTI sans id_token ni state : ouvrez à nouveau l'activité depuis Moodle."
+    ),
+    "LTI launch refused (state): unknown, expired or already used. Open the activity again.": (
+        "Lancement LTI refusé (state) : inconnu, expiré ou déjà utilisé. Ouvrez à nouveau l'activité."
+    ),
+    "LTI launch refused (state): it does not belong to this browser.": (
+        "Lancement LTI refusé (state) : il n'appartient pas à ce navigateur."
+    ),
+    "LTI launch refused (state): this browser did not keep the hub's cookie. Allow cookies for this "
+    "site, or open the activity again.": (
+        "Lancement LTI refusé (state) : ce navigateur n'a pas gardé le cookie du hub. Autorisez les cookies pour "
+        "ce site, ou ouvrez à nouveau l'activité."
+    ),
+    "Only teachers can add environments to a course.": (
+        "Seuls les enseignants peuvent ajouter des environnements à un cours."
+    ),
+    'This selection has expired: choose "Select content" in Moodle again.': (
+        "Cette sélection a expiré : choisissez à nouveau « Sélectionner un contenu » dans Moodle."
+    ),
+    "Pick at least one environment you may publish.": "Choisissez au moins un environnement que vous pouvez publier.",
+    "This form can only be sent from the hub's own page.": (
+        "Ce formulaire ne peut être envoyé que depuis la page du hub elle-même."
+    ),
+    "This launch leads to a hub administrator's account, and %(platform)s is not trusted with "
+    "administrators' accounts: sign in on the hub's login page instead.": (
+        "Ce lancement mène au compte d'un administrateur du hub, et %(platform)s n'est pas habilitée pour les "
+        "comptes d'administrateurs : connectez-vous plutôt depuis la page de connexion du hub."
+    ),
     "This link has expired or was already used: open the activity again from Moodle.": (
         "Ce lien a expiré ou a déjà servi : ouvrez à nouveau l'activité depuis Moodle."
     ),

@@ -619,6 +619,8 @@ def test_a_platforms_error_answer_shows_its_code_and_never_text_posted_by_anyone
     assert "01 23 45 67 89" not in text(refused)
     odd = _session().post(launch_url, data={"error": "Your account is locked, call 01 23"})
     assert odd.status_code == 400 and "(an error)" in text(odd) and "locked" not in text(odd)
+    french = _session().post(launch_url, data=posted, headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert "La plateforme a refusé la connexion (login_required)" in text(french)
 
 
 def test_a_new_window_link_opened_elsewhere_than_from_its_launchs_frame_asks_first(idhub):

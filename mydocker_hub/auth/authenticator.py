@@ -18,7 +18,9 @@ from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, Set, Unicode, default, validate
 
+from ..handlers.errors import PageError
 from ..handlers.pages import extra_handlers
+from ..i18n import Message
 from ..lti.handlers import lti_handlers
 from ..lti.platforms import Platform, parse_platforms
 from ..lti.registration import RegisteredPlatformsFile
@@ -405,11 +407,12 @@ class MyDockerAuthenticator(GenericOAuthenticator):
                 platform.name,
                 username,
             )
-            raise web.HTTPError(
-                403,
-                f"This launch leads to a hub administrator's account, and {platform.display_name} is not trusted "
-                "with administrators' accounts: sign in on the hub's login page instead.",
+            refused = Message(
+                "This launch leads to a hub administrator's account, and %(platform)s is not trusted with "
+                "administrators' accounts: sign in on the hub's login page instead.",
+                platform=platform.display_name,
             )
+            raise PageError(403, refused)
         role = map_role(
             username=username,
             lti_roles=launch.roles,

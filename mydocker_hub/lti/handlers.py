@@ -183,26 +183,31 @@ class LtiLaunchHandler(_LtiHandler):
             # anyone can post here: the page names the standard error code only, the log keeps the details
             description = self.get_body_argument("error_description", "")[:300]
             self.log.warning("LTI launch: the platform answered %r: %r", error[:100], description)
-            code = error if error in OIDC_ERROR_CODES else "an error"
-            raise web.HTTPError(400, f"The platform refused the login ({code}): open the activity again from Moodle.")
+            code = error if error in OIDC_ERROR_CODES else Message("an error")
+            refused = Message(
+                "The platform refused the login (%(code)s): open the activity again from Moodle.", code=code
+            )
+            raise PageError(400, refused)
         if not id_token or not state:
-            raise web.HTTPError(400, "LTI launch without id_token or state: open the activity again from Moodle.")
+            raise PageError(400, Message("LTI launch without id_token or state: open the activity again from Moodle."))
         pending = tool.take_pending(state)
         if pending is None:
-            raise web.HTTPError(
-                400, "LTI launch refused (state): unknown, expired or already used. Open the activity again."
+            raise PageError(
+                400, Message("LTI launch refused (state): unknown, expired or already used. Open the activity again.")
             )
         cookie = self.get_secure_cookie(STATE_COOKIE, max_age_days=1)
         self.clear_cookie(STATE_COOKIE, path=self.hub_path("lti13") + "/")
         in_frame = self.request.headers.get("Sec-Fetch-Dest", "") == "iframe"
         bound = cookie is not None and cookie.decode() == state
         if cookie is not None and not bound:
-            raise web.HTTPError(400, "LTI launch refused (state): it does not belong to this browser.")
+            raise PageError(400, Message("LTI launch refused (state): it does not belong to this browser."))
         if not bound and not in_frame:
-            raise web.HTTPError(
+            raise PageError(
                 400,
-                "LTI launch refused (state): this browser did not keep the hub's cookie. Allow cookies for this "
-                "site, or open the activity again.",
+                Message(
+                    "LTI launch refused (state): this browser did not keep the hub's cookie. Allow cookies for this "
+                    "site, or open the activity again."
+                ),
             )
         try:
             launch = await tool.validate(id_token, pending)
@@ -242,7 +247,7 @@ class LtiLaunchHandler(_LtiHandler):
         from .tool import DeepLinkTicket
 
         if auth_model["mydocker_role"] == "student":
-            raise web.HTTPError(403, "Only teachers can add environments to a course.")
+            raise PageError(403, Message("Only teachers can add environments to a course."))
         if not launch.deep_linking.get("deep_link_return_url"):
             raise web.HTTPError(400, "LTI deep linking request without deep_link_return_url.")
         ticket = tool.deep_link_tickets.put(
@@ -304,7 +309,7 @@ class LtiContinueHandler(_LtiHandler):
         # address and browser alone)
         site = self.request.headers.get("Sec-Fetch-Site")  # what the browser says of the page that posts
         if site is not None and site != "same-origin":
-            raise web.HTTPError(403, "This form can only be sent from the hub's own page.")
+            raise PageError(403, Message("This form can only be sent from the hub's own page."))
         _, _, _, opener_key = self._entry(token)
         offered = self.get_body_argument("opener_key", "")
         if offered and not hmac.compare_digest(offered.encode(), opener_key.encode()):
@@ -323,7 +328,7 @@ class LtiDeepLinkHandler(_LtiHandler):
     def _ticket(self, ticket_id: str):
         ticket = self.authenticator_tool.deep_link_tickets.get(ticket_id)
         if ticket is None:
-            raise web.HTTPError(400, 'This selection has expired: choose "Select content" in Moodle again.')
+            raise PageError(400, Message('This selection has expired: choose "Select content" in Moodle again.'))
         return ticket
 
     async def _publishable(self, ticket):
@@ -354,7 +359,7 @@ class LtiDeepLinkHandler(_LtiHandler):
         by_slug = {env.slug: env for env in await self._publishable(ticket)}
         chosen = [slug for slug in self.get_body_arguments("environment") if slug in by_slug]
         if not chosen:
-            raise web.HTTPError(400, "Pick at least one environment you may publish.")
+            raise PageError(400, Message("Pick at least one environment you may publish."))
         if not ticket.launch.deep_linking.get("accept_multiple", False):
             chosen = chosen[:1]
         lang = current_language.get()
