@@ -342,9 +342,7 @@ def test_a_port_taken_outside_swarm_is_avoided(tmp_path, run_prefix, docker_api)
     try:
         small_hub.ensure_user("porter")
         small_hub.spawn("porter", "lab")
-        [service] = docker_api.services(
-            filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=porter"]}
-        )
+        service = service_of(docker_api, run_prefix, "porter", "lab")
         published = [p["PublishedPort"] for p in service["Spec"]["EndpointSpec"]["Ports"]]
         assert published == [taken + 1]
         # the range is now full (one port used, one taken outside Swarm): the next start says so at once
@@ -381,9 +379,7 @@ ports: [{{name: Database, port: 5432, type: tcp, required: false}}]
     try:
         ranged_hub.ensure_user("ranger")
         ranged_hub.spawn("ranger", "labtcp")
-        [service] = docker_api.services(
-            filters={"label": [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=ranger"]}
-        )
+        service = service_of(docker_api, run_prefix, "ranger", "labtcp")
         published = {p["TargetPort"]: p["PublishedPort"] for p in service["Spec"]["EndpointSpec"]["Ports"]}
         assert published == {8888: web, 5432: tcp}, published
         # the lab answers through the proxy, reached on its web port

@@ -130,9 +130,8 @@ class BuildRunner:
             if base and "ARG BASE_IMAGE" in (context / "Dockerfile").read_text(errors="replace"):
                 buildargs["BASE_IMAGE"] = base
             step = ""
-            limits = {}
-            if self.memory_limit_mb > 0:
-                limits = {"memory": self.memory_limit_mb * 2**20, "memswap": self.memory_limit_mb * 2**20}
+            memory = self.memory_limit_mb * 2**20
+            limits = {"memory": memory, "memswap": memory} if memory > 0 else None  # memswap: no swap on top
             for chunk in client.build(
                 path=str(context),
                 tag=record.tag,
@@ -140,7 +139,7 @@ class BuildRunner:
                 rm=True,
                 forcerm=True,
                 decode=True,
-                container_limits=limits or None,
+                container_limits=limits,
             ):
                 if "stream" in chunk:
                     text = chunk["stream"]

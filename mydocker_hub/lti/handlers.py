@@ -36,6 +36,7 @@ from .registration import (
     registration_key_valid,
     tool_client_metadata,
 )
+from .tool import Continuation, DeepLinkTicket
 
 STATE_COOKIE = "mydocker-lti-state"
 enable_partitioned_cookies()
@@ -232,20 +233,18 @@ class LtiLaunchHandler(_LtiHandler):
         if embed_here:
             user = await self.authenticator.login_lti_user(self, launch, auth_model)
             self.log.info("LTI launch in Moodle's frame: %s from %s -> %s", user.name, launch.platform.name, next_url)
-        opener_key = secrets.token_urlsafe(16)  # the frame hands it to the window it opens, and to nobody else
-        token = tool.continuations.put((launch, auth_model, next_url, opener_key))
+        continuation = Continuation(launch, auth_model, next_url, opener_key=secrets.token_urlsafe(16))
+        token = tool.continuations.put(continuation)
         html = await self.render_template(
             "lti_continue.html",
             continue_url=self.hub_path("lti13", "continue", token),
-            opener_key=opener_key,
+            opener_key=continuation.opener_key,
             embedded_url=next_url if embed_here else "",
             platform=launch.platform,
         )
         self.finish(html)
 
     async def _deep_linking(self, tool, launch, auth_model):
-        from .tool import DeepLinkTicket
-
         if auth_model["mydocker_role"] == "student":
             raise PageError(403, Message("Only teachers can add environments to a course."))
         if not launch.deep_linking.get("deep_link_return_url"):
@@ -287,7 +286,8 @@ class LtiContinueHandler(_LtiHandler):
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")  # opened in a window of its own
 
     async def get(self, token: str):
-        launch, auth_model, _, _ = self._entry(token)
+        continuation = self._entry(token)
+        launch, auth_model = continuation.launch, continuation.auth_model
         signed_in = self.current_user
         if signed_in is not None and signed_in.name == auth_model["name"]:
             await self._continue(token)  # already them: nothing to switch
@@ -310,16 +310,16 @@ class LtiContinueHandler(_LtiHandler):
         site = self.request.headers.get("Sec-Fetch-Site")  # what the browser says of the page that posts
         if site is not None and site != "same-origin":
             raise PageError(403, Message("This form can only be sent from the hub's own page."))
-        _, _, _, opener_key = self._entry(token)
+        opener_key = self._entry(token).opener_key
         offered = self.get_body_argument("opener_key", "")
         if offered and not hmac.compare_digest(offered.encode(), opener_key.encode()):
             raise PageError(400, Message("This link belongs to another launch: open the activity again from Moodle."))
         await self._continue(token)  # the launch's own window, or the person's answer to the question
 
     async def _continue(self, token: str):
-        launch, auth_model, next_url, _ = self._entry(token, take=True)
-        await self.authenticator.login_lti_user(self, launch, auth_model)
-        self.redirect(next_url)
+        continuation = self._entry(token, take=True)
+        await self.authenticator.login_lti_user(self, continuation.launch, continuation.auth_model)
+        self.redirect(continuation.next_url)
 
 
 class LtiDeepLinkHandler(_LtiHandler):

@@ -30,6 +30,16 @@ class DeepLinkTicket:
     is_admin: bool
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """A launch made in the platform's frame, waiting for the window its "new window" link opens."""
+
+    launch: Launch
+    auth_model: dict
+    next_url: str
+    opener_key: str  # the frame hands it to the window it opened (postMessage), and to nobody else
+
+
 class LtiTool:
     def __init__(
         self,
