@@ -5,7 +5,7 @@
 #
 #   --local-base      build mydocker/debian-base:bookworm with debootstrap (build-base.sh) and use it as base
 #   --base IMAGE      base image of the root images (default: each Dockerfile's upstream default)
-#   --ca-bundle FILE  CA certificates apt and pip trust during the build (TLS-intercepting proxies);
+#   --ca-bundle FILE  CA certificates pip (and npm) trust during the build (TLS-intercepting proxies);
 #                     also MYDOCKER_BUILD_CA_BUNDLE. Used only while building: the images do not keep it.
 #   --force           rebuild even when up to date
 #   NAME              a directory of images/ (default: minimal ssh); "all" builds every one
@@ -30,12 +30,10 @@ while [ $# -gt 0 ]; do
 done
 [ ${#names[@]} -gt 0 ] || names=(minimal ssh)
 
-# images built FROM another of ours, and which
+# the image of this directory that an image is built on: its Dockerfile's default base when that is
+# mydocker/<name> (then built first and passed as the base); none for a root image
 parent_of() {
-  case "$1" in
-    jupyterlab|vscode|desktop) echo minimal ;;
-    *) echo "" ;;
-  esac
+  sed -n 's|^ARG BASE_IMAGE=mydocker/\([a-z0-9-]*\):.*|\1|p' "$here/$1/Dockerfile" | head -n 1
 }
 
 declare -A done_names=()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from traitlets.config import Config
 
@@ -55,3 +59,13 @@ def test_the_scheduler_names_and_places_its_pre_pulls_like_the_spawner(tmp_path)
     [scheduler] = [s for s in c.JupyterHub.services if s["name"] == "scheduler"]
     assert scheduler["environment"]["MYDOCKER_SERVICE_PREFIX"] == "mydocker-staging"
     assert scheduler["environment"]["MYDOCKER_NODE_POOL_LABEL"] == "fr.univ.pool"
+
+
+def test_every_spawner_and_login_setting_is_listed_with_its_help_by_jupyterhub_help_all():
+    """An administrator looks settings up with ``jupyterhub --help-all`` (README, Configuration): JupyterHub
+    lists the classes the package registers as its spawner and authenticator."""
+    jupyterhub = Path(sys.executable).with_name("jupyterhub")
+    listing = subprocess.run([jupyterhub, "--help-all"], capture_output=True, text=True, timeout=120, check=True)
+    assert "--SwarmEnvironmentSpawner.environments_dir=<Unicode>" in listing.stdout
+    assert "--SwarmEnvironmentSpawner.running_servers_per_student=<Int>" in listing.stdout
+    assert "--MyDockerAuthenticator." in listing.stdout
