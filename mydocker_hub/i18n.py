@@ -58,12 +58,12 @@ FRENCH = {
         "la classe."
     ),
     "failed": "échouée",
-    "Each user's servers are their environments, each named after its environment. The first row of each user "
-    "is the unnamed default server: Start Server (and Start All) cannot start it; open its Spawn Page to start "
-    "one of the user's environments for them.": (
-        "Les serveurs de chaque utilisateur sont ses environnements, qui leur donnent leur nom. La première "
-        "ligne de chaque utilisateur est le serveur par défaut sans nom : Start Server (et Start All) ne peut "
-        "pas le démarrer ; ouvrez sa Spawn Page pour démarrer l'un de ses environnements à sa place."
+    "Each user's servers are their environments, each named after its environment, one row each. The first "
+    "row of each user is the unnamed default server, which runs no environment here: open its Spawn Page to "
+    "start one of the user's environments for them.": (
+        "Les serveurs de chaque utilisateur sont ses environnements, qui leur donnent leur nom, une ligne "
+        "chacun. La première ligne de chaque utilisateur est le serveur par défaut sans nom, qui ne lance aucun "
+        "environnement ici : ouvrez sa Spawn Page pour démarrer l'un de ses environnements à sa place."
     ),
     "An environment of %(name)s.": "Un environnement de %(name)s.",
     "Stop": "Éteindre",
