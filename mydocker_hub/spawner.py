@@ -46,7 +46,7 @@ from .swarm.specs import (
     build_service_spec,
     home_volume_options,
     needs_password_file,
-    runs_singleuser,
+    reads_hub_token,
 )
 from .swarm.start_slots import StartSlots
 from .swarm.watcher import SwarmWatcher, secret_ids_of
@@ -396,7 +396,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         # what the container reads at start comes in Swarm secret files, never as variables in the spec
         password_secret, token_secret = await asyncio.gather(
             self._create_secret("pw", credentials.password) if needs_password_file(env) else _no_secret(),
-            self._create_secret("tk", self.api_token) if runs_singleuser(env) and self.api_token else _no_secret(),
+            self._create_secret("tk", self.api_token) if reads_hub_token(env) and self.api_token else _no_secret(),
         )
         secrets = {"password": password_secret, "token": token_secret}
         stops_before = self._stops

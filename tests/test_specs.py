@@ -4,6 +4,8 @@ GPU reservations are only checked here, on the spec: no GPU exists on the test m
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -15,7 +17,7 @@ from mydocker_hub.swarm.specs import (
     build_service_spec,
     home_volume_options,
     needs_password_file,
-    runs_singleuser,
+    reads_hub_token,
 )
 
 PASSWORD = "s3cr3t-Pa55word"
@@ -171,12 +173,57 @@ def test_the_secret_files_are_readable_by_the_container_s_user(run_as_user, owne
         pytest.param({"interface": "vscode"}, False, True, id="vscode"),
         pytest.param({"ports": (Port("SSH", 2222, "ssh"),)}, True, True, id="jupyterlab+ssh"),
         pytest.param({"interface": "ssh", "ports": (Port("SSH", 2222, "ssh"),)}, True, False, id="ssh-only"),
-        pytest.param({"interface": "custom", "command": ("run", "{password}")}, True, False, id="custom-command"),
+        pytest.param(
+            {"interface": "custom", "command": ("run", "{password}"), "ports": (Port("web", 8080, "http"),)},
+            True,
+            True,
+            id="custom-web-command",
+        ),
+        pytest.param(
+            {"interface": "custom", "command": ("run", "{password}"), "ports": (Port("db", 5432, "tcp"),)},
+            True,
+            False,
+            id="custom-tcp-command",
+        ),
+        pytest.param({"interface": "custom", "ports": (Port("web", 8080, "http"),)}, True, False, id="image-s-command"),
     ],
 )
 def test_which_secret_files_a_start_needs(overrides, password, token):
     env = make_env(**overrides)
-    assert (needs_password_file(env), runs_singleuser(env)) == (password, token)
+    assert (needs_password_file(env), reads_hub_token(env)) == (password, token)
+
+
+def test_a_teachers_web_command_reads_the_hub_token_from_its_file_with_its_arguments_unchanged(tmp_path):
+    """A teacher's own web server gets the hub API token in the variables stock spawners use, read from the
+    secret file as it starts (never in the spec), and exactly the arguments the teacher wrote."""
+    arguments = ("a b", "", "it's $HOME", "--user={username}", "`touch /tmp/x`", "--pw={password}")
+    program = (
+        "import json, os, sys; "
+        "print(json.dumps([sys.argv[1:], os.environ['JUPYTERHUB_API_TOKEN'], os.environ['JPY_API_TOKEN']]))"
+    )
+    env = make_env(
+        interface="custom", command=(sys.executable, "-c", program, *arguments), ports=(Port("web", 8080, "http"),)
+    )
+    spec = build_service_spec(env, make_request(token_secret_id="tid", token_secret_name="x-tk-1"))
+    assert HUB_TOKEN not in json.dumps(spec)
+    assert not any(v.startswith(("JUPYTERHUB_API_TOKEN=", "JPY_API_TOKEN=")) for v in container(spec)["Env"])
+    assert {s["File"]["Name"] for s in container(spec)["Secrets"]} == {"mydocker-hub-token", "mydocker-password"}
+    shell, flag, script = container(spec)["Command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    # what the container's shell does, with the secret files where this test can write them
+    (tmp_path / "token").write_text(HUB_TOKEN)
+    (tmp_path / "password").write_text(PASSWORD)
+    script = script.replace(HUB_TOKEN_FILE, str(tmp_path / "token"))
+    started = subprocess.run(
+        [shell, flag, script],
+        env={"MYDOCKER_PASSWORD_FILE": str(tmp_path / "password"), "HOME": "/nowhere"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    argv, token, old_name_token = json.loads(started.stdout)
+    assert argv == ["a b", "", "it's $HOME", "--user=alice", "`touch /tmp/x`", f"--pw={PASSWORD}"]
+    assert token == old_name_token == HUB_TOKEN
 
 
 def test_an_ssh_only_server_gets_no_hub_token_at_all():

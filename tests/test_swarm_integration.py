@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from pathlib import Path
@@ -206,6 +207,46 @@ ports: [{{name: web, port: 8888, type: http}}]
     wait_for(lambda: not docker_api.services(filters={"label": label}), 30, message="its service to be removed")
     assert any("whose start the hub did not finish" in line for line in hub.log_lines("student2:slow-server"))
     (hub.environments / "slow-server.yaml").unlink()
+
+
+def test_a_teachers_web_command_gets_the_password_the_student_sees_and_the_hub_token_unlisted(
+    hub, docker_api, run_prefix
+):
+    """A teacher's own web server started with ``{password}`` (e.g. ``--IdentityProvider.token={password}``)
+    receives the password shown to the student on the connection page, not an empty one; the hub API token
+    it needs reaches it as stock spawners name it, and neither shows in the service's or the container's
+    listing."""
+    (hub.environments / "teachers-server.yaml").write_text(
+        f"""title: A teacher's own web server
+image: {TEST_IMAGE}
+interface: custom
+command:
+  - /bin/sh
+  - -c
+  - >-
+    printf %s {{password}} > /tmp/given-password;
+    printf %s "$JPY_API_TOKEN" > /tmp/given-token;
+    exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888
+ports: [{{name: web, port: 8888, type: http}}]
+display: {{show_password: true}}
+"""
+    )
+    try:
+        hub.ensure_user("student")
+        hub.spawn("student", "teachers-server")  # jupyterhub-singleuser authenticates to the hub with the token
+        page = hub.login("student").get(f"{hub.url}/hub/environments/student/teachers-server").text
+        shown = html.unescape(re.search(r'data-secret="([^"]+)"', page).group(1))
+        service = service_of(docker_api, run_prefix, "student", "teachers-server")
+        container = running_container(docker_api, service["ID"])
+        given = docker_exec(docker_api, container, ["cat", "/tmp/given-password"])
+        assert len(shown) >= 12 and given == shown
+        token = docker_exec(docker_api, container, ["cat", "/tmp/given-token"])
+        assert len(token) >= 32
+        listings = json.dumps([service, docker_api.inspect_container(container)])
+        assert shown not in listings and token not in listings
+        hub.stop_server("student", "teachers-server")
+    finally:
+        (hub.environments / "teachers-server.yaml").unlink()
 
 
 def test_missing_image_fails_fast_with_its_reason(hub):

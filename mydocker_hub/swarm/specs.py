@@ -72,22 +72,42 @@ def _nano(cores: float | None) -> int | None:
     return int(cores * 1e9) if cores else None
 
 
-def _substitute_command(command: tuple[str, ...], login: str) -> list[str]:
-    """Fill ``{username}``; ``{password}`` is read from the secret file at start, never put in the spec."""
+#: shell words that put the server's hub API token, read from its secret file, into the variable programs read
+READ_HUB_TOKEN = f'JUPYTERHUB_API_TOKEN="$(cat {HUB_TOKEN_FILE})" && export JUPYTERHUB_API_TOKEN'
+
+
+def _teacher_command(command: tuple[str, ...], login: str, reads_token: bool) -> list[str]:
+    """A teacher's command with ``{username}`` filled in. What it must not show in the spec is read from the
+    secret files as it starts, through ``/bin/sh``: ``{password}``, and the hub API token (in
+    ``JUPYTERHUB_API_TOKEN`` and ``JPY_API_TOKEN``, as stock spawners name it) for a web command."""
     args = [arg.replace("{username}", login) for arg in command]
-    if not any("{password}" in arg for arg in args):
+    uses_password = any("{password}" in arg for arg in args)
+    if not (uses_password or reads_token):
         return args
-    quoted = []
+    words = []
     for arg in args:
         pieces = [shlex.quote(piece) if piece else "" for piece in arg.split("{password}")]
-        quoted.append('"$MYDOCKER_PASSWORD"'.join(pieces))
-    script = 'MYDOCKER_PASSWORD="$(cat "$MYDOCKER_PASSWORD_FILE")" exec ' + " ".join(quoted)
-    return ["/bin/sh", "-c", script]
+        words.append('"$MYDOCKER_PASSWORD"'.join(pieces) if "{password}" in arg else shlex.quote(arg))
+    run = "exec " + " ".join(words)
+    if uses_password:
+        # its own statement: in `VAR=value exec program "$VAR"` the arguments are expanded before the
+        # assignment, and the program would get an empty password; with `&&`, an unreadable file stops here
+        run = f'MYDOCKER_PASSWORD="$(cat "$MYDOCKER_PASSWORD_FILE")" && {run}'
+    if reads_token:
+        run = f'{READ_HUB_TOKEN} && JPY_API_TOKEN="$JUPYTERHUB_API_TOKEN" && export JPY_API_TOKEN && {run}'
+    return ["/bin/sh", "-c", run]
 
 
 def runs_singleuser(env: Environment) -> bool:
     """Whether the container runs ``jupyterhub-singleuser`` (web interfaces without a teacher's command)."""
     return not env.command and env.interface in INTERFACE_DEFAULT_URLS
+
+
+def reads_hub_token(env: Environment) -> bool:
+    """Whether the container's command reads the hub API token from its secret file (``HUB_TOKEN_FILE``): the
+    single-user server, and a teacher's command of a web environment. An image's own command (which the
+    spawner does not wrap) gets it as a variable, as with stock spawners; SSH/TCP-only ones do not get it."""
+    return runs_singleuser(env) or (bool(env.command) and env.serves_http)
 
 
 def needs_password_file(env: Environment) -> bool:
@@ -98,14 +118,13 @@ def needs_password_file(env: Environment) -> bool:
 def container_command(env: Environment, request: ServiceRequest) -> list[str] | None:
     """The container's command, or None to keep the image's own."""
     if env.command:
-        return _substitute_command(env.command, request.login)
+        return _teacher_command(env.command, request.login, reads_token=bool(request.token_secret_id))
     if runs_singleuser(env):
         singleuser = f"jupyterhub-singleuser --ip=0.0.0.0 --port={int(request.server_port)}"
         if request.token_secret_id:
             # the token is read from the secret file as the server starts: it never sits in the spec, where
             # `docker service inspect` and `docker inspect` would show it
-            read_token = f'JUPYTERHUB_API_TOKEN="$(cat {HUB_TOKEN_FILE})" && export JUPYTERHUB_API_TOKEN'
-            return ["/bin/sh", "-c", f"{read_token} && exec {singleuser}"]
+            return ["/bin/sh", "-c", f"{READ_HUB_TOKEN} && exec {singleuser}"]
         return singleuser.split()
     return None
 
@@ -115,7 +134,7 @@ def container_env(env: Environment, request: ServiceRequest) -> dict[str, str]:
     variables.update(request.hub_env)
     if request.token_secret_id or not env.serves_http:
         # read from HUB_TOKEN_FILE by the command, or useless (nothing talks to the hub without a web server);
-        # only a teacher's own web command still gets it as a variable, as stock spawners give it
+        # only an image's own web command still gets it as a variable, as stock spawners give it
         for name in HUB_TOKEN_VARIABLES:
             variables.pop(name, None)
     variables.update(MYDOCKER_USERNAME=request.login, MYDOCKER_ENVIRONMENT=env.slug)
