@@ -30,16 +30,23 @@ while [ $# -gt 0 ]; do
 done
 [ ${#names[@]} -gt 0 ] || names=(minimal ssh)
 
-# the image of this directory that an image is built on: its Dockerfile's default base when that is
-# mydocker/<name> (then built first and passed as the base); none for a root image
+# the image of this directory that an image is built on (built first, and passed as BASE_IMAGE): the
+# mydocker/<name> its Dockerfile's BASE_IMAGE defaults to, or that it is FROM; none for a root image
 parent_of() {
-  sed -n 's|^ARG BASE_IMAGE=mydocker/\([a-z0-9-]*\):.*|\1|p' "$here/$1/Dockerfile" | head -n 1
+  local parent
+  parent=$(sed -nE \
+    -e 's#^[[:space:]]*ARG[[:space:]]+BASE_IMAGE=["'"'"']?mydocker/([a-z0-9._-]+).*#\1#Ip' \
+    -e 's#^[[:space:]]*FROM[[:space:]]+mydocker/([a-z0-9._-]+).*#\1#Ip' \
+    "$here/$1/Dockerfile")
+  echo "${parent%%$'\n'*}"
 }
 
-declare -A done_names=()
+declare -A done_names=() building=()
 build_one() {
   local name=$1 parent dir context hash existing started ca_hash base_id
   [ -n "${done_names[$name]:-}" ] && return 0
+  if [ -n "${building[$name]:-}" ]; then echo "[images] images/$name is built on itself (BASE_IMAGE)" >&2; exit 2; fi
+  building[$name]=1
   dir="$here/$name"
   [ -f "$dir/Dockerfile" ] || { echo "[images] no images/$name/Dockerfile" >&2; exit 2; }
   parent=$(parent_of "$name")

@@ -280,6 +280,12 @@ FRENCH = {
         "L'environnement a manqué de mémoire au démarrage et a été arrêté. Demandez à son enseignant "
         "d'augmenter sa limite de mémoire."
     ),
+    "A program this environment starts is not in its image, or cannot be run (exit code %(code)s). "
+    "Ask its teacher to check the image and the command in the environment file.": (
+        "Un programme que lance cet environnement n'est pas dans son image, ou ne peut pas s'exécuter (code de "
+        "sortie %(code)s). Demandez à son enseignant de vérifier l'image et la commande du fichier "
+        "d'environnement."
+    ),
     "The environment's program stopped right after starting (exit code %(code)s). "
     "Its teacher can see the container logs; try again later or contact them.": (
         "Le programme de l'environnement s'est arrêté juste après son démarrage (code de sortie %(code)s). "

@@ -183,36 +183,41 @@ def test_an_admin_starts_and_stops_a_students_environment_from_the_admin_panel(
         hub.stop_server("student", "lab")
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    login(page, hub, "admin")
-    page.goto(f"{hub.url}/hub/admin")
-    default_row = page.locator('tr[data-testid="user-row-student"]')
-    expect(default_row.get_by_role("button", name="Spawn Page")).to_be_visible()
-    expect(default_row.locator("button.start-button")).to_have_count(1)  # drawn by the panel, and hidden
-    expect(default_row.locator("button.start-button")).to_be_hidden()
-    expect(page.locator('[data-testid="start-all"]')).to_be_hidden()
-    expect(page.locator('[data-testid="stop-all"]')).to_be_visible()
-    page.screenshot(path=shots / "admin-panel.png", full_page=True)
+    try:
+        login(page, hub, "admin")
+        page.goto(f"{hub.url}/hub/admin")
+        default_row = page.locator('tr[data-testid="user-row-student"]')
+        expect(default_row.get_by_role("button", name="Spawn Page")).to_be_visible()
+        expect(default_row.locator("button.start-button")).to_have_count(1)  # drawn by the panel, and hidden
+        expect(default_row.locator("button.start-button")).to_be_hidden()
+        expect(page.locator('[data-testid="start-all"]')).to_be_hidden()
+        expect(page.locator('[data-testid="stop-all"]')).to_be_visible()
+        page.screenshot(path=shots / "admin-panel.png", full_page=True)
 
-    default_row.get_by_role("button", name="Spawn Page").click()
-    page.wait_for_url(f"{hub.url}/hub/spawn/student")
-    page.locator('.mydocker-card[data-environment="lab"] .mydocker-start').click()
-    wait_for(lambda: (hub.server_model("student", "lab") or {}).get("ready"), 120, message="the student's lab")
-    label = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student", "org.mydocker.server=lab"]
-    assert docker_api.services(filters={"label": label}), "the lab runs as the student's service"
+        default_row.get_by_role("button", name="Spawn Page").click()
+        page.wait_for_url(f"{hub.url}/hub/spawn/student")
+        page.locator('.mydocker-card[data-environment="lab"] .mydocker-start').click()
+        # once it runs, JupyterHub asks the administrator before letting them into a student's server
+        expect(page.get_by_text("Authorize access")).to_be_visible(timeout=180_000)
+        assert hub.server_model("student", "lab")["ready"]
+        label = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student", "org.mydocker.server=lab"]
+        assert docker_api.services(filters={"label": label}), "the lab runs as the student's service"
 
-    page.goto(f"{hub.url}/hub/admin")
-    lab_row = page.locator('tr[data-testid="user-row-student-lab"]')
-    lab_row.get_by_role("button", name="Stop Server").click()
-    expect(lab_row.get_by_role("button", name="Start Server")).to_be_visible(timeout=30_000)
-    assert hub.server_model("student", "lab") is None
-    wait_for(lambda: not docker_api.services(filters={"label": label}), 30, message="the lab's service to go")
-    # a stopped environment's own row starts it again
-    lab_row.get_by_role("button", name="Start Server").click()
-    expect(lab_row.get_by_role("button", name="Stop Server")).to_be_visible(timeout=120_000)
-    assert hub.server_model("student", "lab")["ready"]
-    expect(page.get_by_text("Failed to")).to_have_count(0)  # the panel's "Failed to start/stop server."
-    hub.stop_server("student", "lab")
-    context.close()
+        page.goto(f"{hub.url}/hub/admin")
+        lab_row = page.locator('tr[data-testid="user-row-student-lab"]')
+        lab_row.get_by_role("button", name="Stop Server").click()
+        expect(lab_row.get_by_role("button", name="Start Server")).to_be_visible(timeout=30_000)
+        assert hub.server_model("student", "lab") is None
+        wait_for(lambda: not docker_api.services(filters={"label": label}), 30, message="the lab's service to go")
+        # a stopped environment's own row starts it again
+        lab_row.get_by_role("button", name="Start Server").click()
+        expect(lab_row.get_by_role("button", name="Stop Server")).to_be_visible(timeout=120_000)
+        assert hub.server_model("student", "lab")["ready"]
+        expect(page.get_by_text("Failed to")).to_have_count(0)  # the panel's "Failed to start/stop server."
+    finally:
+        if hub.server_model("student", "lab"):
+            hub.stop_server("student", "lab")
+        context.close()
 
 
 def test_teacher_sees_broken_files_and_drafts(browser, hub, shots):

@@ -57,6 +57,8 @@ def test_which_task_failures_end_a_start(tasks, attempts, expected):
             id="pull-denied",
         ),
         pytest.param(task("failed", "task: non-zero exit (3)", 3), "exited", "exit code 3", id="exit-3"),
+        pytest.param(task("failed", "task: non-zero exit (127)", 127), "exited", "not in its image", id="not-found"),
+        pytest.param(task("failed", "task: non-zero exit (126)", 126), "exited", "cannot be run", id="not-executable"),
         pytest.param(task("failed", "task: non-zero exit (137)", 137), "oom", "out of memory", id="oom"),
         pytest.param(
             task("rejected", "Bind for 0.0.0.0:30001 failed: port is already allocated"),

@@ -193,37 +193,71 @@ def test_which_secret_files_a_start_needs(overrides, password, token):
     assert (needs_password_file(env), reads_hub_token(env)) == (password, token)
 
 
+#: prints the arguments and the hub token variables it was started with, as JSON
+SHOW_START = (
+    "import json, os, sys; print(json.dumps("
+    "[sys.argv[1:], os.environ.get('JUPYTERHUB_API_TOKEN'), os.environ.get('JPY_API_TOKEN')]))"
+)
+
+
+def run_start_script(spec, tmp_path, password: str | None = PASSWORD, token: str | None = HUB_TOKEN):
+    """Run a service's ``/bin/sh -c`` command as its container would, the secret files (None: missing) in
+    ``tmp_path``."""
+    shell, flag, script = container(spec)["Command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name, content in (("password", password), ("token", token)):
+        if content is not None:
+            (tmp_path / name).write_text(content)
+    return subprocess.run(
+        [shell, flag, script.replace(HUB_TOKEN_FILE, str(tmp_path / "token"))],
+        env={"MYDOCKER_PASSWORD_FILE": str(tmp_path / "password"), "HOME": "/nowhere"},
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_a_teachers_web_command_reads_the_hub_token_from_its_file_with_its_arguments_unchanged(tmp_path):
     """A teacher's own web server gets the hub API token in the variables stock spawners use, read from the
     secret file as it starts (never in the spec), and exactly the arguments the teacher wrote."""
     arguments = ("a b", "", "it's $HOME", "--user={username}", "`touch /tmp/x`", "--pw={password}")
-    program = (
-        "import json, os, sys; "
-        "print(json.dumps([sys.argv[1:], os.environ['JUPYTERHUB_API_TOKEN'], os.environ['JPY_API_TOKEN']]))"
-    )
     env = make_env(
-        interface="custom", command=(sys.executable, "-c", program, *arguments), ports=(Port("web", 8080, "http"),)
+        interface="custom", command=(sys.executable, "-c", SHOW_START, *arguments), ports=(Port("web", 8080, "http"),)
     )
     spec = build_service_spec(env, make_request(token_secret_id="tid", token_secret_name="x-tk-1"))
     assert HUB_TOKEN not in json.dumps(spec)
     assert not any(v.startswith(("JUPYTERHUB_API_TOKEN=", "JPY_API_TOKEN=")) for v in container(spec)["Env"])
     assert {s["File"]["Name"] for s in container(spec)["Secrets"]} == {"mydocker-hub-token", "mydocker-password"}
-    shell, flag, script = container(spec)["Command"]
-    assert (shell, flag) == ("/bin/sh", "-c")
-    # what the container's shell does, with the secret files where this test can write them
-    (tmp_path / "token").write_text(HUB_TOKEN)
-    (tmp_path / "password").write_text(PASSWORD)
-    script = script.replace(HUB_TOKEN_FILE, str(tmp_path / "token"))
-    started = subprocess.run(
-        [shell, flag, script],
-        env={"MYDOCKER_PASSWORD_FILE": str(tmp_path / "password"), "HOME": "/nowhere"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    argv, token, old_name_token = json.loads(started.stdout)
+    argv, token, old_name_token = json.loads(run_start_script(spec, tmp_path).stdout)
     assert argv == ["a b", "", "it's $HOME", "--user=alice", "`touch /tmp/x`", f"--pw={PASSWORD}"]
     assert token == old_name_token == HUB_TOKEN
+    # a secret file that cannot be read stops the start: the server never runs with an empty token
+    (tmp_path / "token").unlink()
+    started = run_start_script(spec, tmp_path, token=None)
+    assert started.returncode != 0 and started.stdout == ""
+
+
+def test_a_teachers_command_gets_the_password_wherever_it_is_written(tmp_path):
+    password = "p$a'ss\"w`rd $(id)"  # as the shell reads it: nothing in it is run or expanded again
+    command = (sys.executable, "-c", SHOW_START, "{password}", "x{password}y{password}", "{password}-end")
+    env = make_env(interface="custom", command=command, ports=(Port("db", 5432, "tcp"),))
+    spec = build_service_spec(env, make_request())
+    assert container(spec)["Secrets"][0]["File"]["Name"] == PASSWORD_FILE.rsplit("/", 1)[1]
+    argv, token, _ = json.loads(run_start_script(spec, tmp_path, password=password).stdout)
+    assert argv == [password, f"x{password}y{password}", f"{password}-end"]
+    assert token is None  # a TCP service has no use for the hub's token
+    started = run_start_script(spec, tmp_path / "elsewhere", password=None)  # the file unreadable
+    assert started.returncode != 0 and started.stdout == ""
+
+
+def test_a_command_that_reads_no_secret_is_run_as_written():
+    tcp = make_env(interface="custom", command=("server", "--port", "5432", ""), ports=(Port("db", 5432, "tcp"),))
+    assert container(build_service_spec(tcp, make_request()))["Command"] == ["server", "--port", "5432", ""]
+    # an image's own web command is not wrapped: it gets the token as stock spawners give it
+    own = make_env(interface="custom", ports=(Port("web", 8080, "http"),))
+    spec = build_service_spec(own, make_request())
+    assert container(spec).get("Command") is None
+    assert f"JUPYTERHUB_API_TOKEN={HUB_TOKEN}" in container(spec)["Env"]
 
 
 def test_an_ssh_only_server_gets_no_hub_token_at_all():
@@ -241,7 +275,6 @@ def test_password_never_appears_in_the_spec_even_with_a_password_placeholder():
     command = container(spec)["Command"]
     assert command[:2] == ["/bin/sh", "-c"]
     assert '--IdentityProvider.token="$MYDOCKER_PASSWORD"' in command[2] and "--user=alice" in command[2]
-    assert PASSWORD not in json.dumps(spec)
     assert container(spec)["Secrets"][0]["File"]["Name"] == PASSWORD_FILE.rsplit("/", 1)[1]
     assert container(spec)["Secrets"][0]["File"]["Mode"] == 0o400
 

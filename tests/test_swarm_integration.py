@@ -244,9 +244,29 @@ display: {{show_password: true}}
         assert len(token) >= 32
         listings = json.dumps([service, docker_api.inspect_container(container)])
         assert shown not in listings and token not in listings
-        hub.stop_server("student", "teachers-server")
     finally:
+        if hub.server_model("student", "teachers-server"):
+            hub.stop_server("student", "teachers-server")
         (hub.environments / "teachers-server.yaml").unlink()
+
+
+def test_a_command_missing_from_the_image_fails_fast_saying_so(hub):
+    (hub.environments / "typo.yaml").write_text(
+        f"""title: A command with a typo
+image: {TEST_IMAGE}
+interface: custom
+command: [jupyterhub-singleusr, --ip=0.0.0.0, --port=8888]
+ports: [{{name: web, port: 8888, type: http}}]
+"""
+    )
+    try:
+        hub.ensure_user("student")
+        message, seconds = hub.spawn_failure("student", "typo")
+        assert "is not in its image, or cannot be run (exit code 127)" in message, message
+        assert "check the image and the command in the environment file" in message
+        assert seconds < 60
+    finally:
+        (hub.environments / "typo.yaml").unlink()
 
 
 def test_missing_image_fails_fast_with_its_reason(hub):

@@ -91,8 +91,18 @@ def diagnose_failed(task: dict, image: str) -> Failure:
             ),
             f"{err} (exit code {exit_code})",
         )
+    code = exit_code if exit_code is not None else _exit_code_from(err)
+    if str(code) in ("126", "127"):  # the shell's "not found" and "not executable" (commands start through /bin/sh)
+        return Failure(
+            "exited",
+            Message(
+                "A program this environment starts is not in its image, or cannot be run (exit code %(code)s). "
+                "Ask its teacher to check the image and the command in the environment file.",
+                code=code,
+            ),
+            err,
+        )
     if exit_code not in (None, 0) or "non-zero exit" in lowered or task_state(task) == "complete":
-        code = exit_code if exit_code is not None else _exit_code_from(err)
         return Failure(
             "exited",
             Message(
