@@ -86,8 +86,11 @@ def _teacher_command(command: tuple[str, ...], login: str, reads_token: bool) ->
         return args
     words = []
     for arg in args:
-        pieces = [shlex.quote(piece) if piece else "" for piece in arg.split("{password}")]
-        words.append('"$MYDOCKER_PASSWORD"'.join(pieces) if "{password}" in arg else shlex.quote(arg))
+        if "{password}" in arg:
+            pieces = [shlex.quote(piece) if piece else "" for piece in arg.split("{password}")]
+            words.append('"$MYDOCKER_PASSWORD"'.join(pieces))
+        else:
+            words.append(shlex.quote(arg))
     run = "exec " + " ".join(words)
     if uses_password:
         # its own statement: in `VAR=value exec program "$VAR"` the arguments are expanded before the
