@@ -11,7 +11,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from .hubprocess import wait_for
+from mydocker_hub.auth.roles import TEACHER_GROUP
+
+from .hubprocess import TEST_IMAGE, Hub, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 
@@ -256,9 +258,6 @@ def test_a_teacher_stops_the_class_and_keeps_their_own_server(browser, shots, tm
     """The end of a lab: an owner of the environment stops every student's server of it at once (the
     environment files page's "Stop the class" button), sparing the teachers' servers and other environments.
     A student calling the same endpoint can only stop their own server."""
-    from mydocker_hub.auth.roles import TEACHER_GROUP
-
-    from .hubprocess import TEST_IMAGE, Hub, wait_for
 
     context = None
     environments = {
