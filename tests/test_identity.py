@@ -582,11 +582,15 @@ def test_moodle_registers_the_hub_in_one_step_and_its_launches_work_at_once(idhu
         moodle.stop()
 
 
-def test_a_platform_registered_in_one_step_cannot_reach_an_administrators_account(idhub):
-    """Its site administrators can give any of its accounts any e-mail: with usernames from e-mails, that
-    would be the way into a hub administrator's account; its other users still come in by e-mail."""
+def test_a_platform_registered_in_one_step_reaches_no_account_of_the_hub_by_e_mail(idhub):
+    """Its site administrators can give any of its accounts any e-mail: its users come in as
+    ``<sub>@<platform>``, never into the account of the address they send (a teacher's, an administrator's),
+    and an account of its own that a hub admin makes administrator is not reachable from it either."""
     federation_login(idhub, "chief-sub", {"email": "chief@universite.example", "groups": ["hub-admins"]})
     assert user_model(idhub, "chief@universite.example")["admin"]
+    teacher = {"email": "prof.reg@universite.example", "eduperson_affiliation": ["faculty"]}
+    federation_login(idhub, "prof-reg-sub", teacher)
+    assert user_model(idhub, "prof.reg@universite.example")["groups"] == ["teacher"]
     moodle = LtiTestPlatform(idhub.url, client_id="").start()
     try:
         registered = _session().get(
@@ -597,15 +601,30 @@ def test_a_platform_registered_in_one_step_cannot_reach_an_administrators_accoun
             },
         )
         assert registered.status_code == 200 and moodle.registered_tools, text(registered)[-800:]
-        posing, _ = moodle.launch_with_requests(LaunchSpec(user_id="6001", email="Chief@universite.example"))
-        assert posing.status_code == 403, text(posing)[-800:]
-        assert "administrator's account" in text(posing) and "sign in on the hub's login page" in text(posing)
-        assert "trust_admin_roles" in idhub.log()  # the log says what would let it in; the page does not
-        assert "chief@" not in text(posing).lower()  # the page does not confirm whose account it is
+        for user_id, posed_as in (("6001", "Chief@universite.example"), ("6003", "prof.reg@universite.example")):
+            posing_session = _session()
+            posing, _ = moodle.launch_with_requests(LaunchSpec(user_id=user_id, email=posed_as), posing_session)
+            assert posing.status_code == 302, text(posing)[-800:]
+            home = text(posing_session.get(f"{idhub.url}/hub/home"))
+            assert f"{user_id}@" in home and posed_as.lower() not in home.lower()
+        names = [model["name"] for model in idhub.api("GET", "users").json()]
+        own_account = next(name for name in names if name.startswith("6001@"))
+        assert not user_model(idhub, own_account)["admin"]
         assert user_model(idhub, "chief@universite.example")["admin"]
-        student, _ = moodle.launch_with_requests(LaunchSpec(user_id="6002", email="eleve@universite.example"))
-        assert student.status_code == 302, text(student)[-800:]
-        assert not user_model(idhub, "eleve@universite.example")["admin"]
+        assert user_model(idhub, "prof.reg@universite.example")["groups"] == ["teacher"]
+        # a hub admin makes that platform's account an administrator: the platform no longer opens it
+        made_admin = requests.patch(
+            f"{idhub.url}/hub/api/users/{quote(own_account, safe='')}",
+            json={"admin": True},
+            headers={"Authorization": f"token {idhub.user_token('chief@universite.example')}"},
+            timeout=30,
+        )
+        assert made_admin.status_code == 200, made_admin.text
+        refused, _ = moodle.launch_with_requests(LaunchSpec(user_id="6001", email="Chief@universite.example"))
+        assert refused.status_code == 403, text(refused)[-800:]
+        assert "administrator's account" in text(refused) and "sign in on the hub's login page" in text(refused)
+        assert "trust_admin_roles" in idhub.log()  # the log says what would let it in; the page does not
+        assert own_account not in text(refused)  # the page does not confirm whose account it is
     finally:
         moodle.stop()
 

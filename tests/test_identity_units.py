@@ -229,6 +229,9 @@ def test_a_registered_platform_becomes_a_valid_platform_entry_with_a_free_name(t
     assert entry["name"] == "moodle-2" and entry["deployment_ids"] == ["4"] and entry["client_id"] == "abc"
     (platform,) = parse_platforms([entry])
     assert platform.trust_admin_roles is False  # its site administrators are not the hub's
+    assert platform.username_source == "sub"  # nor its e-mail addresses: they are whatever its admins typed
+    (defaulted,) = parse_platforms([entry], default_username_source="email")  # the hub's own default for others
+    assert defaulted.username_source == "sub"
     assert platform.jwks_url.endswith("/mod/lti/certs.php") and platform.display_name.startswith("Moodle")
     with pytest.raises(RegistrationError, match="no deployment ID"):
         platform_entry(MOODLE_CONFIGURATION, {"client_id": "abc"}, taken_names=set(), registered_at_ms=5)

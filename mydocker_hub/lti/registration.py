@@ -105,8 +105,10 @@ def tool_client_metadata(*, launch_url: str, login_url: str, keyset_url: str, cl
 def platform_entry(configuration: dict, answer: dict, taken_names: set[str], registered_at_ms: int) -> dict:
     """An ``lti_platforms`` entry from the platform's configuration and its answer to the registration.
 
-    The platform's own administrators are not made hub admins (``trust_admin_roles: false``): an admin of
-    the hub may change that in the saved file once they trust that platform.
+    Such a platform is not trusted yet: its users are ``<sub>@<name>`` (``username_source: sub``), never the
+    account of the e-mail address it sends (its site administrators can give any of its accounts any
+    address), and its own administrators are not made hub admins (``trust_admin_roles: false``). A hub
+    admin may change either once they trust that platform (docs/identity.md).
     """
     if not isinstance(answer, dict) or not answer.get("client_id"):
         raise RegistrationError("the platform's answer to the registration has no client_id")
@@ -126,6 +128,7 @@ def platform_entry(configuration: dict, answer: dict, taken_names: set[str], reg
         "deployment_ids": [str(deployment_id)],
         "auth_login_url": str(configuration["authorization_endpoint"]),
         "jwks_url": str(configuration["jwks_uri"]),
+        "username_source": "sub",
         "trust_admin_roles": False,
         "registered_at_ms": registered_at_ms,
     }
