@@ -74,6 +74,28 @@ VALID = "title: Python\nimage: mydocker/jupyterlab:latest\n"
             "not after start",
             id="session-order",
         ),
+        pytest.param(
+            VALID + "sessions:\n  - {start: '0001-01-01T00:00:00+00:00', end: 2099-01-01T00:00:00, students: 5}\n",
+            4,
+            "sessions[0].start",
+            "between 2000 and 2199",
+            id="session-in-year-1",
+        ),
+        pytest.param(
+            VALID + "sessions:\n  - {start: 2026-01-12T08:00:00, end: 2026-01-12T10:00:00, students: 5,"
+            " warn_before_end: 1100000000}\n",
+            4,
+            "sessions[0].warn_before_end",
+            "<= 1440",
+            id="session-warning-too-early",
+        ),
+        pytest.param(
+            VALID + "sessions:\n  - {start: 2026-01-12T08:00:00, end: 2026-01-12T10:00:00, students: 1000001}\n",
+            4,
+            "sessions[0].students",
+            "<= 100000",
+            id="session-students-beyond-a-count",
+        ),
         pytest.param("a: &x [1]\nb: *x\n", 2, "(file)", "aliases", id="no-yaml-aliases"),
         pytest.param(VALID + "idle_timeout: .inf\n", 3, "idle_timeout", "20m", id="infinite-duration"),
         pytest.param(VALID + "max_lifetime: .nan\n", 3, "max_lifetime", "a second and a year", id="nan-duration"),

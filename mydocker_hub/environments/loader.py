@@ -536,11 +536,19 @@ def default_timezone() -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(DEFAULT_TIMEZONE)
 
 
+SESSION_YEARS = range(2000, 2200)  # the dates a class may have: the hub adds and subtracts leads and warnings
+
+
 def _parse_time(value: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{value!r} is not a date and time; write e.g. 2026-01-12T08:30:00+01:00") from None
+    if moment.year not in SESSION_YEARS:
+        raise ValueError(
+            f"{value!r} is not a date between {SESSION_YEARS.start} and {SESSION_YEARS.stop - 1}; "
+            "write the class's date, e.g. 2026-01-12T08:30:00+01:00"
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=default_timezone())
 
 
