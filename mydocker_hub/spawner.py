@@ -165,9 +165,12 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
 
     def clear_state(self):
         """Forget the service on stop, but keep the (encrypted) login of this user and environment, and the
-        node ports it had."""
+        node ports it had. JupyterHub also calls this when a server stopped without ``stop()`` (its service
+        removed by hand, its task failed): the old service ID goes too (DockerSpawner keeps it), or a later
+        start cut short by a hub crash would pass for a running server at the restart."""
         token, node_ports = self._credentials_token, self._last_node_ports
         super().clear_state()
+        self.object_id = ""
         self._credentials_token = token
         self._last_node_ports = node_ports
         self.lifetime_deadline = None

@@ -220,3 +220,19 @@ def test_progress_events_added_while_the_page_reads_one_are_not_lost():
         "Many servers are starting: yours is next",
         "Environment ready",
     ]
+
+
+def test_a_stopped_server_forgets_its_service_but_keeps_its_login_and_ports():
+    """JupyterHub clears a spawner's state when it stops without calling ``stop()`` (a service removed by hand,
+    a task already failed): the old service ID must go too, or the hub takes the next start's service, cut
+    short by a crash, for a running server it has no address for."""
+    from mydocker_hub.spawner import SwarmEnvironmentSpawner
+
+    spawner = SwarmEnvironmentSpawner()
+    spawner.object_name = "mydocker-student-lab"
+    spawner.object_id, spawner._credentials_token = "service-id-of-the-last-start", "encrypted-login"
+    spawner._last_node_ports, spawner.lifetime_deadline = {22: 30022}, 1.5e9
+    spawner.clear_state()
+    state = spawner.get_state()
+    assert spawner.object_id == "" and "object_id" not in state
+    assert state == {"credentials": "encrypted-login", "node_ports": {"22": 30022}}
