@@ -92,6 +92,9 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
     SUSPECT_PORT_SECONDS = 600.0
     _start_slots = StartSlots()
     _stops = 0
+    _cleanups: set[asyncio.Task] = set()  # clean-ups of cancelled starts, running in the background
+    _cleanup: asyncio.Task | None = None  # this server's, awaited by its next start
+    _creating: asyncio.Future | None = None  # this server's create_service call while it runs
     _warned_no_new_privileges = False
 
     @property
@@ -272,6 +275,8 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self._start_done = False
         self._failed_tasks_seen = 0
         began = time.monotonic()
+        if self._cleanup is not None and not self._cleanup.done():
+            await asyncio.shield(self._cleanup)  # the service of the last, cancelled start goes first
         await asyncio.to_thread(self.catalog.reload_if_changed)  # a `git pull` since the last look
         env = self.profile
         slug = env.slug if env else "unknown"  # a metric label per made-up server name would grow without end
@@ -421,12 +426,37 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
                         self._emit(10, Message("A network port was taken on the server; trying another one"))
                 no_port = Message("No free network port could be found on the server; please try again.")
                 raise self._fail("port_conflict", no_port)
+        except asyncio.CancelledError:
+            # "Stop" during a start: JupyterHub cancels it, waits one second, then stops the server, which it
+            # refuses to do while the cancelled start still runs (the stop failed, and the server stayed listed
+            # as running, unreachable). The clean-up must not hold the cancellation on a busy engine.
+            self._clean_up_in_background()
+            raise
         except BaseException:
             try:
                 await self._remove_service_if_present()  # also forgets the secrets just created
             except Exception as cleanup_error:  # the engine is gone too: the start's own error says more
                 self.log.warning("Could not remove %s after its failed start: %s", self.service_name, cleanup_error)
             raise
+
+    def _clean_up_in_background(self) -> None:
+        """Remove what a cancelled start created (once its create_service call has returned, so that nothing is
+        created after the removal), without making the cancellation wait; the next start waits for it."""
+        creating = self._creating
+
+        async def clean_up():
+            if creating is not None:
+                with contextlib.suppress(Exception):
+                    await creating
+            try:
+                await self._remove_service_if_present()
+            except Exception as cleanup_error:
+                self.log.warning("Could not remove %s after its cancelled start: %s", self.service_name, cleanup_error)
+
+        task = asyncio.ensure_future(clean_up())
+        self._cleanup = task
+        SwarmEnvironmentSpawner._cleanups.add(task)
+        task.add_done_callback(SwarmEnvironmentSpawner._cleanups.discard)
 
     @classmethod
     def _recent_suspect_ports(cls) -> set[int]:
@@ -495,7 +525,13 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             )
             spec = build_service_spec(env, request)
             await self._warn_if_no_new_privileges_unsupported()
-            created = await self.docker("create_service", **spec)
+            # shielded: a cancelled start does not stop the engine's call, its clean-up waits for it to return
+            self._creating = asyncio.ensure_future(self.docker("create_service", **spec))
+            try:
+                created = await asyncio.shield(self._creating)
+            finally:
+                if self._creating.done():
+                    self._creating = None
             self.object_id = created["ID"]
             self.log.info("Created service %s for %s (image %s)", self.service_name, self._log_name, env.image)
             try:

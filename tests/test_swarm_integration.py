@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import json
 import re
@@ -594,6 +595,61 @@ ports: [{{name: web, port: 8888, type: http}}]
             line_hub.stop_server(user, server)
     finally:
         line_hub.stop()
+
+
+def test_a_start_stopped_while_the_engine_is_busy_stops_at_once_and_starting_again_works(
+    tmp_path, run_prefix, docker_api
+):
+    """ "Stop" while a server starts, on an engine slow to answer (a class starting): JupyterHub gives the
+    cancelled start one second, then stops the server. The stop used to fail (500) while the start cleaned
+    up, leaving the server listed as running and unreachable; now it stops, nothing is left, and the student
+    can start it again at once."""
+    from .hubprocess import TEST_IMAGE, Hub
+
+    slow = f"""
+title: Slow to answer
+image: {TEST_IMAGE}
+interface: custom
+command: ["/bin/sh", "-c", "sleep 15; exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888"]
+ports: [{{name: web, port: 8888, type: http}}]
+"""
+    # an engine busy with a class's starts (what cannot be made to happen on demand here): listing secrets,
+    # the first thing a cancelled start's clean-up asks, takes 3 s in this hub
+    busy_engine = """
+import asyncio
+from mydocker_hub.swarm.client import AsyncDocker
+_answer_at_once = AsyncDocker.call
+async def _answer_slowly(self, method, *args, **kwargs):
+    if method == "secrets":
+        await asyncio.sleep(3)
+    return await _answer_at_once(self, method, *args, **kwargs)
+AsyncDocker.call = _answer_slowly
+"""
+    busy_hub = Hub(tmp_path, run_prefix, environments={"slow.yaml": slow}, extra_config=busy_engine)
+    busy_hub.start()
+    labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student"]
+    try:
+        busy_hub.ensure_user("student")
+        asked = concurrent.futures.ThreadPoolExecutor(1).submit(busy_hub.api, "POST", "users/student/servers/slow")
+        wait_for(lambda: docker_api.services(filters={"label": labels}), 60, 0.1, message="the service")
+        assert busy_hub.server_model("student", "slow")["pending"] == "spawn"
+        stopped = busy_hub.api("DELETE", "users/student/servers/slow")
+        assert stopped.status_code in (202, 204), stopped.text
+        asked.result(timeout=30)  # the start request ends too (JupyterHub answers 500 for a start cancelled so soon)
+        wait_for(lambda: busy_hub.server_model("student", "slow") is None, 30, message="the server to stop")
+        # at once again: the new start waits for the old one's clean-up, which does not remove the new service
+        assert busy_hub.api("POST", "users/student/servers/slow").status_code in (201, 202)
+        wait_for(lambda: (busy_hub.server_model("student", "slow") or {}).get("ready"), 90, message="started again")
+        assert len(docker_api.services(filters={"label": labels})) == 1
+        assert busy_hub.api("GET", "users/student").json()["servers"]["slow"]["ready"]
+        busy_hub.stop_server("student", "slow")
+        wait_for(lambda: not docker_api.services(filters={"label": labels}), 60, message="the service removed")
+        secrets_left = lambda: docker_api.secrets(  # noqa: E731
+            filters={"label": f"org.mydocker.service={run_prefix}-student--slow"}
+        )
+        wait_for(lambda: not secrets_left(), 60, message="its secrets removed")
+    finally:
+        busy_hub.stop()
 
 
 def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not_found(hub):
