@@ -540,9 +540,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
                 if e.reason == "port_conflict":
                     raise _PortConflict(e.log_message, allocated) from None
                 raise
-            node_ip = self.node_address or watcher.node_address(node_id) or "127.0.0.1"
-            if node_ip in ("0.0.0.0", ""):
-                node_ip = "127.0.0.1"
+            node_ip = self._web_address(node_id) or "127.0.0.1"
             ready_began = time.monotonic()
             if env.serves_http:
                 url = f"http://{node_ip}:{http_port}{self.server.base_url}api"
@@ -635,6 +633,28 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self.object_id = ""
         self.watcher.service_removed(None, self.service_name, secret_ids)  # a poll before the next listing: gone
         return removed
+
+    def _web_address(self, node_id: str) -> str | None:
+        """Where the hub reaches a server running on node ``node_id`` (its host-mode ports); None: unknown."""
+        address = self.node_address or self.watcher.node_address(node_id)
+        if address is None:
+            return None
+        return "127.0.0.1" if address in ("0.0.0.0", "") else address
+
+    async def _follow_to_its_node(self, task: dict) -> None:
+        """Swarm started the server again on another node (its node drained, or gone): the hub's address for it
+        (kept when its start returned) and its proxy route now point there, or the student would get "server
+        not running" from a server listed as running, and the hub would stop it at its next restart."""
+        server = self.server
+        address = self._web_address(task.get("NodeID", ""))
+        if server is None or address is None or address == server.ip:
+            return
+        self.log.warning("%s now runs on %s (was %s): routing to it there", self._log_name, address, server.ip)
+        server.ip = address  # into the database too (JupyterHub's Server writes through to its row)
+        self.db.commit()
+        proxy = self.user.settings.get("proxy")
+        if proxy is not None and not self.pending:  # while JupyterHub checks servers, its own route check follows
+            await proxy.add_user(self.user, self.name)
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:
         """Follow the service's task through the shared watcher until it runs; fail fast otherwise."""
@@ -742,6 +762,8 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         if not tasks:
             return None  # just created, or being rescheduled
         state = diagnose.task_state(tasks[0])
+        if state == "running" and profile is not None and profile.serves_http and not self._spawn_pending:
+            await self._follow_to_its_node(tasks[0])
         if state == "running" or state in diagnose.PENDING_STATES:
             return None  # Swarm restarts failed tasks (restart policy "any"), e.g. after an engine restart
         return f"task {state}: {tasks[0].get('Status', {}).get('Err', '')}"

@@ -21,7 +21,7 @@ from mydocker_hub.config import NAMED_SERVERS_BEYOND_CATALOGUE, _named_server_li
 from mydocker_hub.i18n import LanguageTransform
 from mydocker_hub.spawner import SwarmEnvironmentSpawner
 
-from .hubprocess import TEST_ENVIRONMENTS, free_port
+from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -244,3 +244,68 @@ async def test_server_names_that_are_no_environment_cannot_pile_up_records(hub_a
     # an administrator (api_request's default) is not limited
     admin = await api_request(hub, "users", "scripted", "servers", "bogus-by-admin", method="post")
     assert admin.status_code == 404, admin.text
+
+
+async def test_a_server_swarm_starts_again_on_another_node_is_routed_there(hub_app, tmp_path, run_prefix, docker_api):
+    """A node is drained or lost: Swarm starts the server again on another node (same host-mode port). The hub
+    must route to it there, instead of showing a server listed as running that never answers (and stopping it
+    at its next restart). This machine has one node: the other node is simulated in the watcher's listing (a
+    second loopback address of this machine, where the published port answers too); everything else is real."""
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "web.yaml").write_text(
+        "title: A plain web server\n"
+        f"image: {TEST_IMAGE}\n"
+        "interface: custom\n"
+        'command: ["python3", "-m", "http.server", "8888"]\n'
+        "ports: [{name: web, port: 8888, type: http}]\n"
+    )
+    hub = await hub_app(
+        {
+            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True},
+            "SwarmEnvironmentSpawner": {
+                "environments_dir": str(environments),
+                "service_prefix": run_prefix + "n",
+                "credentials_key_file": str(tmp_path / "crypt_key"),
+                "connection_stub_port": free_port(),
+            },
+        }
+    )
+    add_user(hub.db, hub, name="dora")
+    started = await api_request(hub, "users", "dora", "servers", "web", method="post")
+    assert started.status_code in (201, 202), started.text
+    spawner = hub.users["dora"].spawners["web"]
+    for _ in range(240):
+        if spawner.ready:
+            break
+        await asyncio.sleep(0.5)
+    assert spawner.ready, "dora's server did not start"
+    first_address = spawner.server.ip
+    route = "/user/dora/web/"
+
+    async def route_target() -> str:
+        routes = await hub.proxy.get_all_routes()
+        return next(r["target"] for spec, r in routes.items() if spec.endswith(route))
+
+    assert first_address in await route_target()
+    # the listing now shows its task running on another node
+    watcher = spawner.watcher
+    other_address = "127.0.0.2" if first_address != "127.0.0.2" else "127.0.0.3"
+    watcher.snapshot.nodes["node-b"] = {"ID": "node-b", "Status": {"Addr": other_address, "State": "ready"}}
+    watcher.tasks(spawner.service_name)[0]["NodeID"] = "node-b"
+    assert await spawner.poll() is None
+    assert spawner.server.ip == other_address
+    hub.db.expire_all()
+    assert hub.db.query(orm.Server).filter_by(id=spawner.orm_spawner.server.id).one().ip == other_address
+    assert other_address in await route_target()
+    # through the proxy, the answer comes from the server at its new address (Python's http.server: a 404 for
+    # the hub's path), not the proxy's "service unavailable"
+    through_proxy = await asyncio.to_thread(requests.get, public_url(hub, path="user/dora/web/"), timeout=30)
+    assert through_proxy.status_code == 404 and "SimpleHTTP" in through_proxy.headers.get("Server", "")
+    # the next real listing shows it on this node again: the route follows back
+    await watcher.next_snapshot(timeout=30)
+    assert await spawner.poll() is None
+    assert spawner.server.ip == first_address and first_address in await route_target()
+    stopped = await api_request(hub, "users", "dora", "servers", "web", method="delete")
+    assert stopped.status_code in (202, 204), stopped.text
+    await spawner.watcher.removals.flush()
