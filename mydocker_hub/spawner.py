@@ -92,8 +92,9 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
     SUSPECT_PORT_SECONDS = 600.0
     _start_slots = StartSlots()
     _stops = 0
-    _cleanups: set[asyncio.Task] = set()  # clean-ups of cancelled starts, running in the background
-    _cleanup: asyncio.Task | None = None  # this server's, awaited by its next start
+    # clean-ups of cancelled starts, running in the background, by service name: the next start of that server
+    # waits for its own (JupyterHub makes a new spawner object after a stop: this cannot be kept on the spawner)
+    _cleanups: dict[str, asyncio.Task] = {}
     _creating: asyncio.Future | None = None  # this server's create_service call while it runs
     _warned_no_new_privileges = False
 
@@ -275,8 +276,9 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self._start_done = False
         self._failed_tasks_seen = 0
         began = time.monotonic()
-        if self._cleanup is not None and not self._cleanup.done():
-            await asyncio.shield(self._cleanup)  # the service of the last, cancelled start goes first
+        cleanup = SwarmEnvironmentSpawner._cleanups.get(self.service_name)
+        if cleanup is not None:
+            await asyncio.shield(cleanup)  # the service of the last, cancelled start goes first (by name)
         await asyncio.to_thread(self.catalog.reload_if_changed)  # a `git pull` since the last look
         env = self.profile
         slug = env.slug if env else "unknown"  # a metric label per made-up server name would grow without end
@@ -453,10 +455,17 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             except Exception as cleanup_error:
                 self.log.warning("Could not remove %s after its cancelled start: %s", self.service_name, cleanup_error)
 
-        task = asyncio.ensure_future(clean_up())
-        self._cleanup = task
-        SwarmEnvironmentSpawner._cleanups.add(task)
-        task.add_done_callback(SwarmEnvironmentSpawner._cleanups.discard)
+        cleanups, name = SwarmEnvironmentSpawner._cleanups, self.service_name
+        earlier = cleanups.get(name)
+
+        async def after_earlier():
+            if earlier is not None:
+                await asyncio.shield(earlier)
+            await clean_up()
+
+        task = asyncio.ensure_future(after_earlier())
+        cleanups[name] = task
+        task.add_done_callback(lambda done: cleanups.pop(name) if cleanups.get(name) is done else None)
 
     @classmethod
     def _recent_suspect_ports(cls) -> set[int]:
@@ -641,20 +650,29 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             return None
         return "127.0.0.1" if address in ("0.0.0.0", "") else address
 
-    async def _follow_to_its_node(self, task: dict) -> None:
+    async def _follow_to_its_node(self, service: dict, task: dict) -> None:
         """Swarm started the server again on another node (its node drained, or gone): the hub's address for it
         (kept when its start returned) and its proxy route now point there, or the student would get "server
         not running" from a server listed as running, and the hub would stop it at its next restart."""
         server = self.server
+        if server is None or not server.ip or self._spawn_pending or self._stop_pending:
+            return
+        published = service.get("Spec", {}).get("EndpointSpec", {}).get("Ports") or []
+        if server.port not in {port.get("PublishedPort") for port in published}:
+            return  # the hub reaches it elsewhere (an SSH-only server's page, on the hub's own stub)
         address = self._web_address(task.get("NodeID", ""))
-        if server is None or address is None or address == server.ip:
+        if address is None or address == server.ip:
             return
         self.log.warning("%s now runs on %s (was %s): routing to it there", self._log_name, address, server.ip)
         server.ip = address  # into the database too (JupyterHub's Server writes through to its row)
         self.db.commit()
         proxy = self.user.settings.get("proxy")
-        if proxy is not None and not self.pending:  # while JupyterHub checks servers, its own route check follows
+        if proxy is None or self.pending:
+            return  # while JupyterHub checks servers (at its start), its own route check follows
+        try:
             await proxy.add_user(self.user, self.name)
+        except Exception as error:  # JupyterHub's route check (every last_activity_interval) repairs it
+            self.log.warning("Could not route %s to %s yet: %s", self._log_name, address, error)
 
     async def _wait_for_task_running(self, env: Environment, began: float) -> str:
         """Follow the service's task through the shared watcher until it runs; fail fast otherwise."""
@@ -762,8 +780,8 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         if not tasks:
             return None  # just created, or being rescheduled
         state = diagnose.task_state(tasks[0])
-        if state == "running" and profile is not None and profile.serves_http and not self._spawn_pending:
-            await self._follow_to_its_node(tasks[0])
+        if state == "running":
+            await self._follow_to_its_node(service, tasks[0])
         if state == "running" or state in diagnose.PENDING_STATES:
             return None  # Swarm restarts failed tasks (restart policy "any"), e.g. after an engine restart
         return f"task {state}: {tasks[0].get('Status', {}).get('Err', '')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -314,3 +315,21 @@ async def test_a_platform_that_never_answered_is_not_asked_again_at_every_launch
         with pytest.raises(KeysetError, match="could not be read"):  # the real reason, not "no key k1"
             await cache.key("https://moodle.example/certs", "k1")
     assert cache.fetches == 1
+
+
+def test_a_platform_registered_before_usernames_were_written_in_its_entry_gets_sub_scoped_ones(tmp_path):
+    """Entries saved by one-step registrations before they said ``username_source`` must not fall back to the
+    hub's default (e-mail): that platform's administrators could then open any account by its address."""
+    from mydocker_hub.auth.authenticator import MyDockerAuthenticator
+
+    answer = {"client_id": "abc", "https://purl.imsglobal.org/spec/lti-tool-configuration": {"deployment_id": "4"}}
+    older_entry = platform_entry(MOODLE_CONFIGURATION, answer, taken_names=set(), registered_at_ms=5)
+    del older_entry["username_source"]
+    trusted_entry = {**older_entry, "client_id": "def", "name": "trusted", "username_source": "email"}
+    saved = tmp_path / "registered.json"
+    saved.write_text(json.dumps([older_entry, trusted_entry]))
+    authenticator = MyDockerAuthenticator(lti_registered_platforms_file=str(saved), username_source="email")
+    sources = {entry["client_id"]: entry["username_source"] for entry in authenticator._registered_platform_entries()}
+    assert sources == {"abc": "sub", "def": "email"}  # an admin's own choice in the file is kept
+    registry = authenticator.lti_tool.registry
+    assert registry.find(older_entry["issuer"], "abc").username_source == "sub"

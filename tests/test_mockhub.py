@@ -298,8 +298,9 @@ async def test_a_server_swarm_starts_again_on_another_node_is_routed_there(hub_a
     hub.db.expire_all()
     assert hub.db.query(orm.Server).filter_by(id=spawner.orm_spawner.server.id).one().ip == other_address
     assert other_address in await route_target()
-    # through the proxy, the answer comes from the server at its new address (Python's http.server: a 404 for
-    # the hub's path), not the proxy's "service unavailable"
+    # the new route works: the answer comes from the server (Python's http.server: a 404 for the hub's path),
+    # not the proxy's "service unavailable" (on this one node the old address would answer too: the route's
+    # target above is what shows the move)
     through_proxy = await asyncio.to_thread(requests.get, public_url(hub, path="user/dora/web/"), timeout=30)
     assert through_proxy.status_code == 404 and "SimpleHTTP" in through_proxy.headers.get("Server", "")
     # the next real listing shows it on this node again: the route follows back

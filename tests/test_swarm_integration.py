@@ -613,31 +613,35 @@ interface: custom
 command: ["/bin/sh", "-c", "sleep 15; exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888"]
 ports: [{{name: web, port: 8888, type: http}}]
 """
-    # an engine busy with a class's starts (what cannot be made to happen on demand here): listing secrets,
-    # the first thing a cancelled start's clean-up asks, takes 3 s in this hub
-    busy_engine = """
-import asyncio
+    # an engine busy with a class's starts (what cannot be made to happen on demand here): while the file
+    # "busy" exists, listing secrets (the first thing a cancelled start's clean-up asks) takes 3 s in this hub
+    busy = tmp_path / "busy"
+    busy_engine = f"""
+import asyncio, os
 from mydocker_hub.swarm.client import AsyncDocker
 _answer_at_once = AsyncDocker.call
 async def _answer_slowly(self, method, *args, **kwargs):
-    if method == "secrets":
+    if method == "secrets" and os.path.exists({str(busy)!r}):
         await asyncio.sleep(3)
     return await _answer_at_once(self, method, *args, **kwargs)
 AsyncDocker.call = _answer_slowly
 """
     busy_hub = Hub(tmp_path, run_prefix, environments={"slow.yaml": slow}, extra_config=busy_engine)
     busy_hub.start()
-    labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student"]
+    labels = [f"org.mydocker.managed={run_prefix}", "org.mydocker.user=student", "org.mydocker.server=slow"]
     try:
         busy_hub.ensure_user("student")
         asked = concurrent.futures.ThreadPoolExecutor(1).submit(busy_hub.api, "POST", "users/student/servers/slow")
         wait_for(lambda: docker_api.services(filters={"label": labels}), 60, 0.1, message="the service")
         assert busy_hub.server_model("student", "slow")["pending"] == "spawn"
+        busy.touch()
         stopped = busy_hub.api("DELETE", "users/student/servers/slow")
+        busy.unlink()  # the engine answers the next start at once; the clean-up's listing still takes its 3 s
         assert stopped.status_code in (202, 204), stopped.text
         asked.result(timeout=30)  # the start request ends too (JupyterHub answers 500 for a start cancelled so soon)
         wait_for(lambda: busy_hub.server_model("student", "slow") is None, 30, message="the server to stop")
-        # at once again: the new start waits for the old one's clean-up, which does not remove the new service
+        # at once again (a new spawner object for JupyterHub): the new start waits for the old one's clean-up,
+        # which removes by name, so that it does not remove the new service
         assert busy_hub.api("POST", "users/student/servers/slow").status_code in (201, 202)
         wait_for(lambda: (busy_hub.server_model("student", "slow") or {}).get("ready"), 90, message="started again")
         assert len(docker_api.services(filters={"label": labels})) == 1

@@ -240,7 +240,9 @@ class MyDockerAuthenticator(GenericOAuthenticator):
         """Platforms registered through dynamic registration; a broken file is reported, never fatal."""
         store = RegisteredPlatformsFile(self.lti_registered_platforms_file)
         try:
-            entries = store.load()
+            # sub-scoped usernames unless an admin said otherwise: entries saved before registrations wrote
+            # it, read with the hub's default (e-mail), let the platform's admins into any account by address
+            entries = [{"username_source": "sub", **e} if isinstance(e, dict) else e for e in store.load()]
             parse_platforms(list(self.lti_platforms) + entries, default_username_source=self.username_source)
         except (OSError, ValueError) as error:
             self.log.error("LTI platforms registered through dynamic registration are ignored: %s", error)
