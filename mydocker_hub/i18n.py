@@ -264,6 +264,12 @@ FRENCH = {
         "Déjà en marche : %(names)s (%(cap)s au maximum en même temps). Arrêtez-en un pour démarrer celui-ci."
     ),
     "The start was cancelled.": "Le démarrage a été annulé.",
+    "This environment cannot start while your environment %(other)s runs: their server names clash. "
+    "Stop %(other)s, and tell the teacher of one of them to change its slug.": (
+        "Cet environnement ne peut pas démarrer tant que votre environnement %(other)s est en marche : leurs noms "
+        "de serveur se confondent. Arrêtez %(other)s, et signalez-le à l'enseignant de l'un des deux pour qu'il "
+        "change son slug."
+    ),
     "No free network port could be found on the server; please try again.": (
         "Aucun port réseau libre n'a été trouvé sur le serveur ; veuillez réessayer."
     ),

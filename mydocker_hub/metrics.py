@@ -18,6 +18,6 @@ SPAWN_FAILURES = Counter(
     "mydocker_spawn_failures_total",
     "Environment starts that failed, by environment and reason (from Swarm: image_missing, no_resources, "
     "no_node, exited, oom, rejected, failed, port_conflict; from the hub: no_port, engine_unreachable, "
-    "too_many_running, no_environment, forbidden, closed, stopped; anything else: error).",
+    "too_many_running, no_environment, forbidden, closed, stopped, name_clash; anything else: error).",
     ["environment", "reason"],
 )

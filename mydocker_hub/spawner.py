@@ -42,6 +42,7 @@ from .swarm.ports import PortRangeExhausted, parse_port_range, pick_free_ports
 from .swarm.specs import (
     MANAGED_LABEL,
     SECRET_SERVICE_LABEL,
+    SERVER_LABEL,
     ServiceRequest,
     build_service_spec,
     home_volume_options,
@@ -400,6 +401,15 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self._emit(5, Message("Requesting %(title)s", title=env.localized_title))
 
         watcher = self.watcher
+        other = self._other_server_with_this_name()
+        if other:
+            clash = Message(
+                "This environment cannot start while your environment %(other)s runs: their server names clash. "
+                "Stop %(other)s, and tell the teacher of one of them to change its slug.",
+                other=other,
+            )
+            log_message = f"{self.service_name} is the service of {other} too: two slugs shorten to one name"
+            raise self._fail("name_clash", clash, log_message, status_code=409)
         if not (watcher.healthy and watcher.snapshot.taken_at) or watcher.service(self.service_name):
             await self._remove_service_if_present()  # a leftover of this server (hub restarted meanwhile...)
         credentials = self._ensure_credentials()
@@ -455,15 +465,9 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             except Exception as cleanup_error:
                 self.log.warning("Could not remove %s after its cancelled start: %s", self.service_name, cleanup_error)
 
+        # one at a time per server: its next start (the only way to a next cancellation) waits for this one
         cleanups, name = SwarmEnvironmentSpawner._cleanups, self.service_name
-        earlier = cleanups.get(name)
-
-        async def after_earlier():
-            if earlier is not None:
-                await asyncio.shield(earlier)
-            await clean_up()
-
-        task = asyncio.ensure_future(after_earlier())
+        task = asyncio.ensure_future(clean_up())
         cleanups[name] = task
         task.add_done_callback(lambda done: cleanups.pop(name) if cleanups.get(name) is done else None)
 
@@ -643,6 +647,16 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self.watcher.service_removed(None, self.service_name, secret_ids)  # a poll before the next listing: gone
         return removed
 
+    def _other_server_with_this_name(self) -> str | None:
+        """The name of another server of this user whose service has this server's name, if one is listed.
+
+        Names are cut to Docker's 63 characters (``names.service_name``, with a hash): a teacher's slug could be
+        written to equal another environment's cut name for a long username. Such a service is never this
+        server's to adopt, report or remove."""
+        service = self.watcher.service(self.service_name)
+        owner = (service or {}).get("Spec", {}).get("Labels", {}).get(SERVER_LABEL)
+        return owner if service is not None and owner is not None and owner != self.name else None
+
     def _web_address(self, node_id: str) -> str | None:
         """Where the hub reaches a server running on node ``node_id`` (its host-mode ports); None: unknown."""
         address = self.node_address or self.watcher.node_address(node_id)
@@ -761,7 +775,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             # the engine is unreachable (restarting?): do not declare servers dead on that alone
             return None
         service = watcher.service(self.service_name)
-        if service is None:
+        if service is None or self._other_server_with_this_name():
             return 0
         if not self.object_id and not self._spawn_pending:
             # a start this hub never finished (it was stopped or restarted meanwhile): the hub saves the
@@ -789,6 +803,9 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
     async def stop(self, now=False):
         self.log.info("Stopping %s (%s)", self._log_name, self.service_name)
         self._stops += 1
+        if self._other_server_with_this_name():
+            self.clear_state()  # this server never started (its name is another's): nothing of its own to remove
+            return
         # the shared listing already names the service's secrets: one Docker call per stop when a class leaves
         listed = self.watcher.service(self.service_name)
         if listed is None:

@@ -656,6 +656,37 @@ AsyncDocker.call = _answer_slowly
         busy_hub.stop()
 
 
+def test_two_slugs_cut_to_one_service_name_never_touch_each_others_server(hub, docker_api, run_prefix):
+    """Service names are cut to Docker's 63 characters (with a hash) for a long username and a long slug: a
+    teacher's slug written to equal another environment's cut name must not replace, adopt or stop that
+    environment's server; its start fails at once saying why."""
+    from mydocker_hub.swarm import names
+
+    user = "jean-dupont-universite-example"  # hashed in names: longer than 24 characters
+    long_slug = "introduction-to-machine-learni"  # 30 characters: the pair is cut
+    shared = names.service_name(run_prefix, user, long_slug)
+    clashing_slug = shared.split("--", 1)[1]
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]{0,29}", clashing_slug), clashing_slug
+    assert names.service_name(run_prefix, user, clashing_slug) == shared  # not cut: the same name
+    for slug in (long_slug, clashing_slug):
+        (hub.environments / f"{slug}.yaml").write_text(f"title: {slug}\nimage: {TEST_IMAGE}\nhome: {{type: none}}\n")
+    hub.ensure_user(user)
+    try:
+        hub.spawn(user, long_slug)
+        [running] = docker_api.services(filters={"name": shared})
+        message, seconds = hub.spawn_failure(user, clashing_slug)
+        assert "their server names clash" in message and long_slug in message, message
+        assert seconds < 30
+        assert hub.api("DELETE", f"users/{user}/servers/{clashing_slug}").status_code in (202, 204, 400)
+        time.sleep(2)  # a removal would be under way
+        assert [s["ID"] for s in docker_api.services(filters={"name": shared})] == [running["ID"]]
+        assert hub.server_model(user, long_slug)["ready"]
+        hub.stop_server(user, long_slug)
+    finally:
+        for slug in (long_slug, clashing_slug):
+            (hub.environments / f"{slug}.yaml").unlink()
+
+
 def test_a_stopped_environments_page_offers_to_start_it_and_a_wrong_one_says_not_found(hub):
     hub.ensure_user("student2")
     if not hub.server_model("student2", "lab"):
