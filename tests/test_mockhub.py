@@ -26,26 +26,36 @@ from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, free_port
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@pytest.fixture
-async def mockhub(hub_app, tmp_path, run_prefix, docker_api):
+async def swarm_hub(hub_app, tmp_path, service_prefix: str, files: dict[str, str], jupyterhub=None, **spawner):
+    """MockHub with SwarmEnvironmentSpawner on the real Swarm: the environment ``files`` (name -> YAML), a watcher
+    of its own (``service_prefix``), its own credentials key and connection stub port; ``jupyterhub`` and
+    ``spawner`` add JupyterHub's and the spawner's settings."""
     environments = tmp_path / "environments"
     environments.mkdir()
-    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
+    for name, text in files.items():
+        (environments / name).write_text(text)
     return await hub_app(
         {
-            "JupyterHub": {
-                "spawner_class": SwarmEnvironmentSpawner,
-                "allow_named_servers": True,
-                "named_server_limit_per_user": 0,
-                "tornado_settings": {"transforms": [LanguageTransform]},
-            },
+            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True, **(jupyterhub or {})},
             "SwarmEnvironmentSpawner": {
                 "environments_dir": str(environments),
-                "service_prefix": run_prefix + "m",
+                "service_prefix": service_prefix,
                 "credentials_key_file": str(tmp_path / "crypt_key"),
                 "connection_stub_port": free_port(),
+                **spawner,
             },
         }
+    )
+
+
+@pytest.fixture
+async def mockhub(hub_app, tmp_path, run_prefix, docker_api):
+    return await swarm_hub(
+        hub_app,
+        tmp_path,
+        run_prefix + "m",
+        {"ssh.yaml": TEST_ENVIRONMENTS["ssh.yaml"]},
+        jupyterhub={"named_server_limit_per_user": 0, "tornado_settings": {"transforms": [LanguageTransform]}},
     )
 
 
@@ -96,21 +106,8 @@ async def test_a_server_started_again_before_its_old_service_is_removed_keeps_it
 ):
     """The engine removes a stopped server's service a moment after the hub's stop (``removal_settle_time``);
     a start of the same server meanwhile replaces the old service, and the late removal leaves the new one."""
-    environments = tmp_path / "environments"
-    environments.mkdir()
-    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
-    hub = await hub_app(
-        {
-            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True},
-            "SwarmEnvironmentSpawner": {
-                "environments_dir": str(environments),
-                "service_prefix": run_prefix + "r",  # a watcher of its own, with a long settle time
-                "removal_settle_time": 600.0,
-                "credentials_key_file": str(tmp_path / "crypt_key"),
-                "connection_stub_port": free_port(),
-            },
-        }
-    )
+    ssh = {"ssh.yaml": TEST_ENVIRONMENTS["ssh.yaml"]}
+    hub = await swarm_hub(hub_app, tmp_path, run_prefix + "r", ssh, removal_settle_time=600.0)  # a long settle time
     add_user(hub.db, hub, name="carl")
 
     async def start():
@@ -161,22 +158,11 @@ async def test_an_unknown_environment_is_refused_with_its_reason_in_the_callers_
 async def test_a_student_beyond_the_running_cap_is_told_which_to_stop_and_a_teacher_is_not_capped(
     hub_app, tmp_path, run_prefix, docker_api
 ):
-    environments = tmp_path / "environments"
-    environments.mkdir()
-    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
-    (environments / "second.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"].replace("SSH terminal", "Second"))
-    hub = await hub_app(
-        {
-            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True},
-            "SwarmEnvironmentSpawner": {
-                "environments_dir": str(environments),
-                "service_prefix": run_prefix + "c",
-                "running_servers_per_student": 1,
-                "credentials_key_file": str(tmp_path / "crypt_key"),
-                "connection_stub_port": free_port(),
-            },
-        }
-    )
+    files = {
+        "ssh.yaml": TEST_ENVIRONMENTS["ssh.yaml"],
+        "second.yaml": TEST_ENVIRONMENTS["ssh.yaml"].replace("SSH terminal", "Second"),
+    }
+    hub = await swarm_hub(hub_app, tmp_path, run_prefix + "c", files, running_servers_per_student=1)
     add_user(hub.db, hub, name="dora")
     add_user(hub.db, hub, name="prof")
     teachers = orm.Group(name="teacher")
@@ -212,24 +198,8 @@ async def test_a_student_beyond_the_running_cap_is_told_which_to_stop_and_a_teac
 
 
 async def test_server_names_that_are_no_environment_cannot_pile_up_records(hub_app, tmp_path, run_prefix):
-    environments = tmp_path / "environments"
-    environments.mkdir()
-    (environments / "ssh.yaml").write_text(TEST_ENVIRONMENTS["ssh.yaml"])
-    hub = await hub_app(
-        {
-            "JupyterHub": {
-                "spawner_class": SwarmEnvironmentSpawner,
-                "allow_named_servers": True,
-                "named_server_limit_per_user": _named_server_limit(str(environments)),
-            },
-            "SwarmEnvironmentSpawner": {
-                "environments_dir": str(environments),
-                "service_prefix": run_prefix + "n",
-                "credentials_key_file": str(tmp_path / "crypt_key"),
-                "connection_stub_port": free_port(),
-            },
-        }
-    )
+    limit = {"named_server_limit_per_user": _named_server_limit(str(tmp_path / "environments"))}  # read when asked
+    hub = await swarm_hub(hub_app, tmp_path, run_prefix + "n", {"ssh.yaml": TEST_ENVIRONMENTS["ssh.yaml"]}, limit)
     add_user(hub.db, hub, name="scripted")
     as_student = auth_header(hub.db, "scripted")
     allowed = 1 + NAMED_SERVERS_BEYOND_CATALOGUE  # the catalogue's one environment, and the margin
@@ -251,26 +221,14 @@ async def test_a_server_swarm_starts_again_on_another_node_is_routed_there(hub_a
     must route to it there, instead of showing a server listed as running that never answers (and stopping it
     at its next restart). This machine has one node: the other node is simulated in the watcher's listing (a
     second loopback address of this machine, where the published port answers too); everything else is real."""
-    environments = tmp_path / "environments"
-    environments.mkdir()
-    (environments / "web.yaml").write_text(
+    web = (
         "title: A plain web server\n"
         f"image: {TEST_IMAGE}\n"
         "interface: custom\n"
         'command: ["python3", "-m", "http.server", "8888"]\n'
         "ports: [{name: web, port: 8888, type: http}]\n"
     )
-    hub = await hub_app(
-        {
-            "JupyterHub": {"spawner_class": SwarmEnvironmentSpawner, "allow_named_servers": True},
-            "SwarmEnvironmentSpawner": {
-                "environments_dir": str(environments),
-                "service_prefix": run_prefix + "n",
-                "credentials_key_file": str(tmp_path / "crypt_key"),
-                "connection_stub_port": free_port(),
-            },
-        }
-    )
+    hub = await swarm_hub(hub_app, tmp_path, run_prefix + "w", {"web.yaml": web})
     add_user(hub.db, hub, name="dora")
     started = await api_request(hub, "users", "dora", "servers", "web", method="post")
     assert started.status_code in (201, 202), started.text

@@ -533,20 +533,25 @@ def test_a_file_added_by_git_pull_is_startable_without_restart(hub):
         (hub.environments / "added-later.yaml").unlink()
 
 
+def slow_web_environment(seconds: int) -> str:
+    """A web environment whose server answers only after ``seconds``: its start can be caught under way."""
+    return f"""
+title: Slow to answer
+image: {TEST_IMAGE}
+interface: custom
+command: ["/bin/sh", "-c", "sleep {seconds}; exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888"]
+ports: [{{name: web, port: 8888, type: http}}]
+"""
+
+
 def test_a_class_starting_at_once_waits_in_line_and_a_stop_in_line_starts_nothing(tmp_path, run_prefix, docker_api):
     """With one start slot: the second student is told theirs starts next and still gets it;
     a student who gives up while in line leaves no server behind."""
     import threading
 
-    from .hubprocess import TEST_ENVIRONMENTS, TEST_IMAGE, Hub
+    from .hubprocess import TEST_ENVIRONMENTS, Hub
 
-    slow = f"""
-title: Slow to answer
-image: {TEST_IMAGE}
-interface: custom
-command: ["/bin/sh", "-c", "sleep 6; exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888"]
-ports: [{{name: web, port: 8888, type: http}}]
-"""
+    slow = slow_web_environment(6)
     line_hub = Hub(
         tmp_path,
         run_prefix,
@@ -604,15 +609,9 @@ def test_a_start_stopped_while_the_engine_is_busy_stops_at_once_and_starting_aga
     cancelled start one second, then stops the server. The stop used to fail (500) while the start cleaned
     up, leaving the server listed as running and unreachable; now it stops, nothing is left, and the student
     can start it again at once."""
-    from .hubprocess import TEST_IMAGE, Hub
+    from .hubprocess import Hub
 
-    slow = f"""
-title: Slow to answer
-image: {TEST_IMAGE}
-interface: custom
-command: ["/bin/sh", "-c", "sleep 15; exec jupyterhub-singleuser --ip=0.0.0.0 --port=8888"]
-ports: [{{name: web, port: 8888, type: http}}]
-"""
+    slow = slow_web_environment(15)
     # an engine busy with a class's starts (what cannot be made to happen on demand here): while the file
     # "busy" exists, listing secrets (the first thing a cancelled start's clean-up asks) takes 3 s in this hub
     busy = tmp_path / "busy"
