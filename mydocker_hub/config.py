@@ -161,6 +161,10 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
         "MYDOCKER_EXTRA_ENVIRONMENTS_DIRS": extra_dirs,
         "PYTHONPATH": str(base_dir),
     }
+    if os.environ.get("TZ"):
+        # class times written without an offset are in the hub's time zone: the scheduler must read them alike
+        # (JupyterHub passes services only the variables it is told to)
+        services_environment["TZ"] = os.environ["TZ"]
     c.JupyterHub.services = [
         {
             "name": "idle-culler",

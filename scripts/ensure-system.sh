@@ -13,6 +13,11 @@ with_test=0
 [ "${1:-}" = "--test" ] && with_test=1
 
 log() { printf '\033[1m[mydocker-hub]\033[0m %s\n' "$*" >&2; }
+need_root() {
+  # need_root WHAT: stop with what to do when a step needs root and this is not root
+  [ "$(id -u)" = 0 ] && return 0
+  log "$* needs root: run this as root (e.g. sudo $0), or do it yourself and run this again"; exit 1
+}
 
 apt_updated=0
 ensure_apt() {
@@ -39,6 +44,7 @@ ensure_daemon_config() {
   local config=/etc/docker/daemon.json
   mkdir -p /etc/docker
   if [ ! -f "$config" ] || [ "$(tr -d ' \n' < "$config")" = '{"icc":false}' ]; then
+    need_root "writing $config"
     printf '{\n  "icc": false,\n  "no-new-privileges": true\n}\n' > "$config"
     if docker info >/dev/null 2>&1 && ! docker info --format '{{json .SecurityOptions}}' | grep -q no-new-privileges; then
       log "$config written: restart the Docker engine to apply it (running servers restart with it)"
@@ -56,11 +62,18 @@ ensure_docker_engine() {
   if docker info >/dev/null 2>&1; then return 0; fi
   ensure_apt docker.io iptables ca-certificates
   if ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ] && [ -S /var/run/docker.sock ]; then
+      log "the Docker engine does not answer this user: run this as root (e.g. sudo $0), or add the user to" \
+        "the docker group"
+      exit 1
+    fi
+    need_root "starting the Docker engine"
     if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
       systemctl start docker
     else
       log "starting dockerd (log: /var/log/dockerd.log)"
-      nohup dockerd >/var/log/dockerd.log 2>&1 &
+      # in a session of its own: a Ctrl-C that stops the hub started after this must not stop the engine
+      setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
     fi
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; exit 1; }
@@ -70,25 +83,42 @@ ensure_docker_engine() {
 ensure_swarm() {
   local state
   state=$(docker info --format '{{.Swarm.LocalNodeState}}')
-  if [ "$state" != active ]; then
-    log "initialising a single-node Swarm"
-    docker swarm init --advertise-addr "${MYDOCKER_SWARM_ADDR:-127.0.0.1}" >/dev/null
-  fi
+  case "$state" in
+    inactive)
+      log "initialising a single-node Swarm"
+      docker swarm init --advertise-addr "${MYDOCKER_SWARM_ADDR:-127.0.0.1}" >/dev/null ;;
+    active)
+      if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
+        log "this node is in a Swarm but cannot manage it (a worker, or a manager without quorum): run the hub" \
+          "on a manager of that Swarm, or leave it (docker swarm leave --force) and run this again"
+        exit 1
+      fi ;;
+    *)
+      log "this node's Swarm is '$state' (left from before?): leave it (docker swarm leave --force) and run this again"
+      exit 1 ;;
+  esac
 }
 
 ensure_proxy() {
   if command -v configurable-http-proxy >/dev/null; then return 0; fi
   command -v npm >/dev/null || ensure_apt nodejs npm
-  log "installing configurable-http-proxy"
-  npm install -g --silent configurable-http-proxy >/dev/null
+  # its 5.x needs Node 20 or newer; Debian bookworm's Node is 18, for which 4.6 is the one
+  local version=latest output
+  [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || version="^4.6"
+  log "installing configurable-http-proxy ($version)"
+  if ! output=$(npm install -g "configurable-http-proxy@$version" 2>&1); then
+    printf '%s\n' "$output" | tail -n 20 >&2
+    log "npm could not install configurable-http-proxy (its messages are above): is the npm registry reachable?"
+    exit 1
+  fi
 }
 
 ensure_venv() {
   local extras=""
   [ $with_test = 1 ] && extras="[test]"
-  if [ ! -x "$venv/bin/python" ]; then
+  if [ ! -x "$venv/bin/python" ] || [ ! -x "$venv/bin/pip" ]; then
     log "creating $venv"
-    python3 -m venv "$venv"
+    python3 -m venv --clear "$venv"  # --clear: what an interrupted first run left is made again
   fi
   local stamp="$venv/.installed$extras"
   if [ ! -f "$stamp" ] || [ "$here/setup.cfg" -nt "$stamp" ]; then

@@ -82,6 +82,21 @@ def test_a_good_archive_replaces_the_previous_context(tmp_path):
     assert not (destination / "old.txt").exists()
 
 
+def test_an_uploaded_start_script_stays_executable_and_nothing_gets_more_than_it_had(tmp_path):
+    """A zip made on a teacher's machine: its executable script stays executable (a Dockerfile that COPYs and
+    runs it built fine from git but failed from the upload), other files are plain readable files."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, mode in (("start.sh", 0o775), ("notes.txt", 0o666), ("setuid-tool", 0o4755)):
+            member = zipfile.ZipInfo(name)
+            member.external_attr = (stat.S_IFREG | mode) << 16
+            archive.writestr(member, "#!/bin/sh\necho ok\n")
+    destination = tmp_path / "ctx"
+    extract_zip(buffer.getvalue(), destination)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in destination.iterdir()}
+    assert modes == {"start.sh": 0o755, "notes.txt": 0o644, "setuid-tool": 0o755}
+
+
 def test_image_permissions(tmp_path):
     images = tmp_path / "images"
     for name, metadata in {

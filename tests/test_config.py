@@ -37,6 +37,20 @@ def test_an_environments_directory_set_in_the_escape_hatch_is_read_by_every_page
     assert "mydocker_environment_of" in c.JupyterHub.template_vars
 
 
+def test_the_services_read_class_times_in_the_hubs_time_zone(tmp_path, monkeypatch):
+    """A session written without an offset is in the hub's TZ: the scheduler (which pre-pulls before it and
+    stops it at its end) must not read it in its own default time zone."""
+    monkeypatch.setenv("TZ", "Indian/Reunion")
+    c = Config()
+    mydocker_config.apply(c, base_dir=tmp_path, data_dir=tmp_path / "data")
+    mydocker_config.finalize(c)
+    assert {s["name"]: s["environment"].get("TZ") for s in c.JupyterHub.services} == {
+        "idle-culler": "Indian/Reunion",
+        "scheduler": "Indian/Reunion",
+        "builder": "Indian/Reunion",
+    }
+
+
 def test_without_an_escape_hatch_the_directory_is_the_repository_s(tmp_path):
     c = Config()
     mydocker_config.apply(c, base_dir=tmp_path, data_dir=tmp_path / "data")

@@ -66,7 +66,9 @@ def extract_zip(data: bytes, destination: Path, **limits) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(member) as source, open(target, "wb") as sink:
                     shutil.copyfileobj(source, sink)
-                os.chmod(target, 0o644)
+                # readable by all; executable if it was (a start script the Dockerfile COPYs and runs), nothing more
+                executable = (member.external_attr >> 16) & 0o111
+                os.chmod(target, 0o755 if executable else 0o644)
         if destination.exists():
             shutil.rmtree(destination)
         os.replace(staging, destination)
