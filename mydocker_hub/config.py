@@ -200,6 +200,7 @@ def apply(c, *, base_dir: Path | str = REPO_ROOT, demo: bool = False, data_dir: 
                 "MYDOCKER_BUILD_CA_BUNDLE": os.environ.get("MYDOCKER_BUILD_CA_BUNDLE", ""),
                 "MYDOCKER_BUILD_ENGINE_URL": os.environ.get("MYDOCKER_BUILD_ENGINE_URL", ""),
                 "MYDOCKER_BUILD_MEMORY_MB": os.environ.get("MYDOCKER_BUILD_MEMORY_MB", "4096"),
+                "MYDOCKER_BUILD_TIMEOUT_MINUTES": os.environ.get("MYDOCKER_BUILD_TIMEOUT_MINUTES", "60"),
             },
             "oauth_client_allowed_scopes": [BUILD_SCOPE],
             "oauth_no_confirm": True,

@@ -264,6 +264,41 @@ def test_a_build_step_over_its_memory_limit_fails_at_that_step(tmp_path, run_pre
     assert "x = b'x'" in record.failing_step and "137" in record.error, (record.failing_step, record.error)
 
 
+def test_a_build_that_never_ends_fails_saying_so_and_frees_its_slot(tmp_path, run_prefix):
+    """A teacher's Dockerfile starts a server in RUN instead of CMD: the build stops at the time limit, its
+    page says why and at which step, and the next build gets the slot."""
+    images = tmp_path / "images"
+    (images / "endless").mkdir(parents=True)
+    (images / "endless" / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo {MARK}-$RANDOM && sleep 600\n")
+    (images / "quick").mkdir(parents=True)
+    (images / "quick" / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo {MARK}-$RANDOM\n")
+    sources = load_sources(images, tmp_path / "uploads")
+    store = BuildStore(tmp_path / "builds")
+
+    async def scenario():
+        runner = BuildRunner(store, namespace=f"{run_prefix}-endless", max_concurrent=1, timeout_s=8)
+        records = [runner.submit(sources["endless"], "t"), runner.submit(sources["quick"], "t")]
+        await asyncio.wait_for(asyncio.gather(*runner.tasks), 120)
+        return records
+
+    endless, quick = (store.load(r.image, r.build_id) for r in asyncio.run(scenario()))
+    assert endless.status == "failed" and "longer than" in endless.error, endless.error
+    assert "sleep 600" in endless.failing_step and endless.duration < 60
+    assert quick.status == "succeeded" and quick.started >= endless.finished
+    assert not list(store.contexts.iterdir())  # the context copies are gone
+
+    # the engine stops the endless step (its client went away): no build container is left running it
+    def endless_step_running() -> bool:
+        ids = subprocess.run(["docker", "ps", "-q"], capture_output=True, text=True).stdout.split()
+        commands = subprocess.run(
+            ["docker", "inspect", "-f", '{{.Path}} {{join .Args " "}}', *ids], capture_output=True, text=True
+        ).stdout
+        return bool(ids) and f"{MARK}-" in commands and "sleep 600" in commands
+
+    wait_for(lambda: not endless_step_running(), 30, message="the endless step to be stopped")
+    subprocess.run(["docker", "rmi", quick.tag], capture_output=True)
+
+
 @pytest.mark.browser
 def test_build_page_shows_the_log_live(bhub, browser, shots):
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})

@@ -131,6 +131,25 @@ def test_build_history_and_ids(tmp_path):
     assert text == "Step 1/2 : FROM x\n" and store.read_log("course", first.build_id, offset) == ("", offset)
 
 
+def test_builds_a_stopped_builder_left_under_way_are_failed_saying_so_at_its_next_start(tmp_path):
+    """A restart of the hub during builds: their records said "building" (and their page polled) for ever."""
+    store = BuildStore(tmp_path)
+    states = ("queued", "building", "pushing", "succeeded", "failed")
+    for status in states:
+        record = BuildRecord(image="course", build_id=store.next_id("course"), author="prof", status=status)
+        record.started = None if status == "queued" else 1.0e9
+        store.save(record)
+    (store.contexts / "build-x").mkdir(parents=True)  # a context copy the stopped build never removed
+    interrupted = store.recover_after_restart()
+    assert sorted(r.build_id.split("-")[0] for r in interrupted) == ["1", "2", "3"]
+    after = {r.build_id.split("-")[0]: r for r in store.history("course")}
+    assert [after[n].status for n in "12345"] == ["failed"] * 3 + ["succeeded", "failed"]
+    assert all("build again" in after[n].error and after[n].finished for n in "123")
+    assert "build again" in store.read_log("course", after["2"].build_id)[0]
+    assert not store.contexts.exists()
+    assert store.recover_after_restart() == []  # nothing twice
+
+
 def test_test_profile_is_a_valid_environment_for_its_author_only(tmp_path):
     record = BuildRecord(
         image="python-course",

@@ -391,6 +391,14 @@ class BuilderApp(Application):
         4096; 0: no limit.""",
     )
 
+    build_timeout_minutes = Integer(
+        int(os.environ.get("MYDOCKER_BUILD_TIMEOUT_MINUTES") or 60),
+        config=True,
+        help="""Longest a build may run, in minutes, and longest a step may run without printing anything (a
+        server started by RUN instead of CMD, a stalled download): the build then fails saying so and frees its
+        slot. Default ($MYDOCKER_BUILD_TIMEOUT_MINUTES): 60; 0: no limit.""",
+    )
+
     @validate("build_engine_url")
     def _validate_build_engine_url(self, proposal):
         if proposal.value and not proposal.value.startswith("ssh://"):
@@ -419,6 +427,7 @@ class BuilderApp(Application):
         "base-image": "BuilderApp.base_image",
         "build-engine-url": "BuilderApp.build_engine_url",
         "build-memory-mb": "BuilderApp.build_memory_mb",
+        "build-timeout-minutes": "BuilderApp.build_timeout_minutes",
     }
 
     @property
@@ -473,6 +482,10 @@ class BuilderApp(Application):
             self.log.critical("build_engine_url is set but registry is not: set MYDOCKER_REGISTRY as well")
             self.exit(1)
         self.store = BuildStore(Path(self.data_dir) / "builds")
+        for record in self.store.recover_after_restart():
+            self.log.warning(
+                "Build %s/%s was cut short by the builder's stop: marked failed", record.image, record.build_id
+            )
         self.runner = BuildRunner(
             self.store,
             registry=self.registry,
@@ -482,6 +495,7 @@ class BuilderApp(Application):
             base_image=self.base_image,
             engine_url=self.build_engine_url,
             memory_limit_mb=self.build_memory_mb,
+            timeout_s=self.build_timeout_minutes * 60,
             log=self.log,
         )
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/builder/")

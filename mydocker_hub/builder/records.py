@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,35 @@ class BuildRecord:
 class BuildStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+
+    @property
+    def contexts(self) -> Path:
+        """Where running builds copy their build context (emptied when the builder starts)."""
+        return self.root / ".contexts"
+
+    def recover_after_restart(self) -> list[BuildRecord]:
+        """The builds a stopped builder left queued, building or pushing (a restart, a crash): failed, saying
+        so, instead of "building" for ever; their context copies removed. Returns them."""
+        shutil.rmtree(self.contexts, ignore_errors=True)
+        images = (
+            [d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+            if self.root.is_dir()
+            else []
+        )
+        interrupted = []
+        for image in images:
+            for record in self.history(image):
+                if record.status not in ("queued", "building", "pushing"):
+                    continue
+                record.status, record.error = (
+                    "failed",
+                    "The builder stopped during this build (a restart?): build again.",
+                )
+                record.finished = time.time()
+                self.save(record)
+                self.append_log(record.image, record.build_id, f"\nBUILD FAILED: {record.error}\n")
+                interrupted.append(record)
+        return interrupted
 
     def directory(self, image: str, build_id: str) -> Path:
         return self.root / image / build_id

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import docker
+import requests
+import urllib3
 
 from .records import BuildRecord, BuildStore
 from .sources import ImageSource, leads_inside
@@ -62,11 +64,13 @@ class BuildRunner:
         base_image: str = "",
         engine_url: str = "",
         memory_limit_mb: int = 0,
+        timeout_s: float = 3600.0,
         log: logging.Logger | None = None,
     ):
         self.store = store
         self.engine_url = engine_url  # empty: the local engine
         self.memory_limit_mb = memory_limit_mb  # of each RUN step, swap included; 0: none
+        self.timeout_s = timeout_s  # of a whole build (and of a step that prints nothing); 0: none
         self.registry = registry.rstrip("/")
         self.namespace = namespace
         self.ca_bundle = ca_bundle
@@ -115,7 +119,10 @@ class BuildRunner:
             client = docker.APIClient(base_url=self.engine_url, version="auto", use_ssh_client=True)
         else:
             client = docker.APIClient(version="auto")
-        context = Path(tempfile.mkdtemp(prefix="mydocker-build-"))
+        self.store.contexts.mkdir(parents=True, exist_ok=True)
+        context = Path(tempfile.mkdtemp(prefix="build-", dir=self.store.contexts))
+        deadline = time.monotonic() + self.timeout_s if self.timeout_s > 0 else None
+        step = ""  # the Dockerfile step being run, for the build's page
         try:
             try:
                 copy_context(source.directory, context)
@@ -129,7 +136,6 @@ class BuildRunner:
             base = source.base_image or self.base_image
             if base and "ARG BASE_IMAGE" in (context / "Dockerfile").read_text(errors="replace"):
                 buildargs["BASE_IMAGE"] = base
-            step = ""
             memory = self.memory_limit_mb * 2**20
             limits = {"memory": memory, "memswap": memory} if memory > 0 else None  # memswap: no swap on top
             for chunk in client.build(
@@ -140,7 +146,11 @@ class BuildRunner:
                 forcerm=True,
                 decode=True,
                 container_limits=limits,
+                timeout=self.timeout_s or None,  # a step silent for that long (a server started by RUN) ends too
             ):
+                if deadline is not None and time.monotonic() > deadline:
+                    record.failing_step = step
+                    raise RuntimeError(self._too_long())
                 if "stream" in chunk:
                     text = chunk["stream"]
                     for line in text.splitlines():
@@ -172,5 +182,24 @@ class BuildRunner:
                 raise RuntimeError("the registry returned no digest")
             record.reference = f"{record.tag}@{record.digest}"
             self.store.append_log(record.image, record.build_id, f"Pushed {record.reference}\n")
+        except Exception as error:
+            if not _engine_silent_too_long(error):
+                raise
+            record.failing_step = record.failing_step or step
+            raise RuntimeError(self._too_long()) from None
         finally:
+            client.close()  # the engine stops a build whose client went away
             shutil.rmtree(context, ignore_errors=True)
+
+    def _too_long(self) -> str:
+        return (
+            f"the build ran longer than {self.timeout_s / 60:g} minutes (BuilderApp.build_timeout_minutes): a step "
+            "that never ends (a server started by RUN instead of CMD?) or a download that stalls"
+        )
+
+
+def _engine_silent_too_long(error: Exception) -> bool:
+    """Whether reading the build's output timed out (the engine sent nothing for ``timeout_s``)."""
+    if isinstance(error, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+        return True
+    return isinstance(error, requests.exceptions.ConnectionError) and "timed out" in str(error)
