@@ -295,6 +295,45 @@ def test_slow_prepulls_do_not_delay_the_end_of_a_session(tmp_path):
     asyncio.run(rounds())
 
 
+def test_an_image_pulled_for_a_class_is_pulled_again_for_the_next_one_not_before(tmp_path):
+    """A pull is good for the class it was made for: by the next one (a week later) a tag like :latest may have
+    moved, or the node's images been pruned; the page said "image ready" from the week before."""
+    environments = tmp_path / "environments"
+    environments.mkdir()
+    (environments / "weekly.yaml").write_text(
+        "title: Weekly\nimage: registry.example/weekly:latest\nsessions:\n"
+        '  - {start: "2026-01-12T14:00:00+01:00", end: "2026-01-12T16:00:00+01:00", students: 30}\n'
+        '  - {start: "2026-01-19T14:00:00+01:00", end: "2026-01-19T16:00:00+01:00", students: 30}\n'
+    )
+    pulls = []
+
+    class CountingPrePuller(FakePrePuller):
+        async def pull(self, image, pool, only_nodes=None):
+            pulls.append(image)
+            return await super().pull(image, pool, only_nodes)
+
+    scheduler = Scheduler(
+        environments_dir=str(environments),
+        hub=FakeHub([]),
+        prepuller=CountingPrePuller(),
+        state_file=str(tmp_path / "state.json"),
+    )
+
+    async def tick_at(moment):
+        await scheduler.tick(now=moment)
+        await scheduler.prepulling
+
+    week = dt.timedelta(days=7)
+    for moment in (START - dt.timedelta(minutes=20), START - dt.timedelta(minutes=10), START + dt.timedelta(hours=1)):
+        asyncio.run(tick_at(moment))
+    assert pulls == ["registry.example/weekly:latest"], "once for the first class"
+    first, second = scheduler.report(now=START + dt.timedelta(hours=1))["sessions"]
+    assert [p["status"] for p in first["prepull"]] == ["pulled"] and second["prepull"] == [], "not ready for next week"
+    asyncio.run(tick_at(START + week - dt.timedelta(minutes=20)))
+    asyncio.run(tick_at(START + week))
+    assert pulls == ["registry.example/weekly:latest"] * 2, "once more for the next class"
+
+
 def test_scheduler_uses_the_spawners_prefix_and_pool_label_passed_by_the_hub(monkeypatch):
     monkeypatch.delenv("MYDOCKER_SERVICE_PREFIX", raising=False)
     monkeypatch.delenv("MYDOCKER_NODE_POOL_LABEL", raising=False)

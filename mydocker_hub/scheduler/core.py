@@ -167,24 +167,37 @@ class Scheduler:
                 )
 
     async def _prepull(self, environments: list[Environment], now: dt.datetime) -> None:
-        due: dict[tuple[str, str | None], list[str]] = {}
+        # (image, pool) -> (when the earliest of its open pre-pull windows opened, the sessions it is due for)
+        due: dict[tuple[str, str | None], tuple[dt.datetime, list[str]]] = {}
         for env in environments:
             for session in env.sessions:
-                if session.start - self.prepull_lead <= now < session.end:
-                    due.setdefault((env.image, env.resources.node_pool), []).append(session_key(env, session))
-        for (image, pool), keys in sorted(due.items(), key=lambda item: item[0][0]):
-            await self._isolated(f"Pre-pull of {image}", self._prepull_image(image, pool, keys))
+                opens = session.start - self.prepull_lead
+                if opens <= now < session.end:
+                    since, keys = due.get((env.image, env.resources.node_pool), (opens, []))
+                    due[(env.image, env.resources.node_pool)] = (min(since, opens), [*keys, session_key(env, session)])
+        for (image, pool), (since, keys) in sorted(due.items(), key=lambda item: item[0][0]):
+            await self._isolated(f"Pre-pull of {image}", self._prepull_image(image, pool, keys, since, now))
         self._save_state()
 
-    async def _prepull_image(self, image: str, pool: str | None, keys: list[str]) -> None:
+    async def _prepull_image(
+        self, image: str, pool: str | None, keys: list[str], since: dt.datetime, now: dt.datetime
+    ) -> None:
+        """Pull ``image`` on the nodes that have not pulled it since ``since`` (the opening of the pre-pull
+        window of the sessions it is due for): a pull made for an earlier class does not count (its tag,
+        :latest say, may have moved, or the node's images been pruned since)."""
         known = self.state["prepull"].setdefault(image, {})
         nodes = await self.prepuller.nodes(pool)
-        missing = {n["ID"] for n in nodes if known.get(n["ID"], {}).get("status") != "pulled"}
+
+        def fresh(node_id: str) -> bool:
+            pull = known.get(node_id, {})
+            return pull.get("status") == "pulled" and pull.get("at", 0) >= since.timestamp()
+
+        missing = {n["ID"] for n in nodes if not fresh(n["ID"])}
         if not missing:
             return
         self.log.info("Pre-pulling %s on %d node(s) for %s", image, len(missing), ", ".join(keys))
         for result in await self.prepuller.pull(image, pool, only_nodes=missing):
-            known[result.node_id] = result.to_json()
+            known[result.node_id] = {**result.to_json(), "at": now.timestamp()}  # on the scheduler's clock
             if result.status != "pulled":
                 self.log.warning("Pre-pull of %s on %s failed: %s", image, result.hostname, result.reason)
 
@@ -252,6 +265,7 @@ class Scheduler:
                     continue
                 verdict = by_key.get((env.slug, session.start))
                 pulls = self.state["prepull"].get(env.image, {})
+                opens = session.start - self.prepull_lead
                 sessions.append(
                     {
                         "environment": env.slug,
@@ -263,8 +277,13 @@ class Scheduler:
                         "groups": list(session.groups),
                         "block_before_start": session.block_before_start,
                         "stop_at_end": session.stop_at_end,
-                        "prepull_from": (session.start - self.prepull_lead).isoformat(),
-                        "prepull": sorted(pulls.values(), key=lambda p: p["hostname"]),
+                        "prepull_from": opens.isoformat(),
+                        # only the pulls made for this session's window: one made for an earlier class says
+                        # nothing about this one
+                        "prepull": sorted(
+                            (p for p in pulls.values() if p.get("at", 0) >= opens.timestamp()),
+                            key=lambda p: p["hostname"],
+                        ),
                         "capacity": verdict.message if verdict else "not computed yet",
                         "fits": verdict.fits if verdict else None,
                         "ended": self.state["ended"].get(session_key(env, session)),
