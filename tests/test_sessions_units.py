@@ -95,6 +95,29 @@ def test_capacity_adds_overlapping_sessions_per_pool():
     assert "(with a, b at the same time)" in next(v for v in crowded if v.environment == "c").message
 
 
+def test_capacity_adds_only_the_classes_that_meet_and_counts_what_pools_take():
+    """An all-day lab beside a morning class and an afternoon class never has both classes at once: 40 CPUs at
+    the peak, not 70 (a false "does not fit" before). A class without a pool may run on a pool's nodes, but not
+    on what that pool's own class takes of them at the same time."""
+    day = 'start: "2026-01-12T08:00:00+01:00", end: "2026-01-12T18:00:00+01:00"'
+    morning = 'start: "2026-01-12T08:00:00+01:00", end: "2026-01-12T10:00:00+01:00"'
+    afternoon = 'start: "2026-01-12T14:00:00+01:00", end: "2026-01-12T16:00:00+01:00"'
+    one_cpu = "resources: {cpu_reservation: 1, memory_limit: 1G}"
+    lab = env_with(f"  - {{{day}, students: 10}}\n", one_cpu, slug="lab")
+    first = env_with(f"  - {{{morning}, students: 30}}\n", one_cpu, slug="first")
+    second = env_with(f"  - {{{afternoon}, students: 30}}\n", one_cpu, slug="second")
+    day_before = dt.datetime(2026, 1, 11, 12, 0, tzinfo=PARIS)
+    results = {v.environment: v for v in verdicts([lab, first, second], [node(50, 100)], day_before, dt.timedelta(7))}
+    assert all(v.fits for v in results.values()), [v.message for v in results.values()]
+    assert results["lab"].cpu_needed == 40 and results["lab"].overlapping == ["first"]
+    # the morning class on a 10-CPU node and an 8-CPU GPU node, while the GPU pool's own class takes all 8
+    gpu = env_with(f"  - {{{morning}, students: 8}}\n", "resources: {cpu_reservation: 1, node_pool: gpu}", slug="g")
+    nodes = [node(22, 100), node(8, 16, "gpu")]
+    crowded = {v.environment: v for v in verdicts([first, gpu], nodes, day_before, dt.timedelta(days=7))}
+    assert crowded["g"].fits and not crowded["first"].fits
+    assert "CPU 30 needed, 22 available" in crowded["first"].message
+
+
 def test_capacity_ignores_sessions_beyond_the_horizon_or_ended():
     env = env_with(CLASS)
     assert verdicts([env], [node(1, 1)], START + dt.timedelta(days=1), dt.timedelta(days=7)) == []

@@ -93,43 +93,74 @@ def _overlap(a: Session, b: Session) -> bool:
     return a.start < b.end and b.start < a.end
 
 
+def _active(planned: list[tuple[Environment, Session]], moment: dt.datetime) -> list[tuple[Environment, Session]]:
+    return [(env, session) for env, session in planned if session.start <= moment < session.end]
+
+
+def _demand(sessions: list[tuple[Environment, Session]]) -> tuple[float, float]:
+    cpu = memory = 0.0
+    for env, session in sessions:
+        per_cpu, per_memory = per_student(env)
+        cpu += session.students * per_cpu
+        memory += session.students * per_memory
+    return cpu, memory
+
+
+def _pool_of(env: Environment) -> str:
+    return env.resources.node_pool or DEFAULT_POOL
+
+
 def verdicts(
     environments: list[Environment], nodes: list[NodeCapacity], now: dt.datetime, horizon: dt.timedelta
 ) -> list[Verdict]:
-    """A verdict for every session that has not ended and starts within ``horizon``."""
+    """A verdict for every session that has not ended and starts within ``horizon``.
+
+    Each session is checked at every moment of it when another one starts (the peaks): two classes that
+    never meet are not added up. A node pool's sessions run on its nodes only; sessions without a pool run on
+    any node, beside what the pools' own sessions take of their nodes."""
     planned = [
         (env, session)
         for env in environments
         for session in env.sessions
         if session.end > now and session.start < now + horizon
     ]
+    ready = [n for n in nodes if n.ready]
+    capacity: dict[str, tuple[float, float]] = {}
+    for pool in {n.pool for n in ready} | {_pool_of(env) for env, _ in planned}:
+        members = ready if pool == DEFAULT_POOL else [n for n in ready if n.pool == pool]
+        capacity[pool] = (sum(n.cpus for n in members), sum(n.memory for n in members))
+
+    def at(pool: str, moment: dt.datetime):
+        """(cpu needed, cpu available, memory needed, memory available, sessions) of ``pool`` at ``moment``."""
+        active = _active(planned, moment)
+        mine = [(env, session) for env, session in active if _pool_of(env) == pool]
+        cpu_needed, memory_needed = _demand(mine)
+        cpu_available, memory_available = capacity[pool]
+        if pool == DEFAULT_POOL:  # the pools' sessions take their share of the nodes first
+            for other in {_pool_of(env) for env, _ in active} - {DEFAULT_POOL}:
+                other_cpu, other_memory = _demand([(e, s) for e, s in active if _pool_of(e) == other])
+                cpu_available -= min(other_cpu, capacity[other][0])
+                memory_available -= min(other_memory, capacity[other][1])
+        return cpu_needed, cpu_available, memory_needed, memory_available, mine
+
     results = []
     for env, session in planned:
-        pool = env.resources.node_pool or DEFAULT_POOL
-        cpu_needed = memory_needed = 0.0
-        overlapping = []
-        for other_env, other in planned:
-            if (other_env.resources.node_pool or DEFAULT_POOL) != pool or not _overlap(session, other):
-                continue
-            cpu, memory = per_student(other_env)
-            cpu_needed += other.students * cpu
-            memory_needed += other.students * memory
-            if other is not session:
-                overlapping.append(other_env.slug)
-        eligible = [n for n in nodes if n.ready and (not pool or n.pool == pool)]
-        cpu_available = sum(n.cpus for n in eligible)
-        memory_available = sum(n.memory for n in eligible)
+        pool = _pool_of(env)
+        moments = [session.start] + [s.start for _, s in planned if session.start < s.start < session.end]
+        checks = [at(pool, moment) for moment in moments]
+        worst_cpu = max(checks, key=lambda c: c[0] - c[1])
+        worst_memory = max(checks, key=lambda c: c[2] - c[3])
         results.append(
             Verdict(
                 environment=env.slug,
                 session=session,
                 pool=pool,
-                fits=cpu_needed <= cpu_available and memory_needed <= memory_available,
-                cpu_needed=round(cpu_needed, 3),
-                cpu_available=round(cpu_available, 3),
-                memory_needed=int(memory_needed),
-                memory_available=int(memory_available),
-                overlapping=sorted(set(overlapping)),
+                fits=all(c[0] <= c[1] and c[2] <= c[3] for c in checks),
+                cpu_needed=round(worst_cpu[0], 3),
+                cpu_available=round(max(worst_cpu[1], 0.0), 3),
+                memory_needed=int(worst_memory[2]),
+                memory_available=int(max(worst_memory[3], 0.0)),
+                overlapping=sorted({other_env.slug for other_env, other in worst_cpu[4] if other is not session}),
             )
         )
     return sorted(results, key=lambda v: (v.session.start, v.environment))
