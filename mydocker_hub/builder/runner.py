@@ -183,8 +183,8 @@ class BuildRunner:
             record.reference = f"{record.tag}@{record.digest}"
             self.store.append_log(record.image, record.build_id, f"Pushed {record.reference}\n")
         except Exception as error:
-            if not _engine_silent_too_long(error):
-                raise
+            if record.status == "pushing" or not _engine_silent_too_long(error):
+                raise  # a push that times out says so itself
             record.failing_step = record.failing_step or step
             raise RuntimeError(self._too_long()) from None
         finally:
