@@ -401,7 +401,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self._emit(5, Message("Requesting %(title)s", title=env.localized_title))
 
         watcher = self.watcher
-        other = self._other_server_with_this_name()
+        other = self._other_server_of(watcher.service(self.service_name))
         if other:
             clash = Message(
                 "This environment cannot start while your environment %(other)s runs: their server names clash. "
@@ -647,15 +647,14 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
         self.watcher.service_removed(None, self.service_name, secret_ids)  # a poll before the next listing: gone
         return removed
 
-    def _other_server_with_this_name(self) -> str | None:
-        """The name of another server of this user whose service has this server's name, if one is listed.
+    def _other_server_of(self, service: dict | None) -> str | None:
+        """The name of the other server of this user that ``service`` (listed under this server's name) is of.
 
         Names are cut to Docker's 63 characters (``names.service_name``, with a hash): a teacher's slug could be
         written to equal another environment's cut name for a long username. Such a service is never this
         server's to adopt, report or remove."""
-        service = self.watcher.service(self.service_name)
         owner = (service or {}).get("Spec", {}).get("Labels", {}).get(SERVER_LABEL)
-        return owner if service is not None and owner is not None and owner != self.name else None
+        return owner if owner is not None and owner != self.name else None
 
     def _web_address(self, node_id: str) -> str | None:
         """Where the hub reaches a server running on node ``node_id`` (its host-mode ports); None: unknown."""
@@ -775,7 +774,7 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
             # the engine is unreachable (restarting?): do not declare servers dead on that alone
             return None
         service = watcher.service(self.service_name)
-        if service is None or self._other_server_with_this_name():
+        if service is None or self._other_server_of(service):
             return 0
         if not self.object_id and not self._spawn_pending:
             # a start this hub never finished (it was stopped or restarted meanwhile): the hub saves the
@@ -803,11 +802,11 @@ class SwarmEnvironmentSpawner(SwarmEnvironmentSettings, SwarmSpawner):
     async def stop(self, now=False):
         self.log.info("Stopping %s (%s)", self._log_name, self.service_name)
         self._stops += 1
-        if self._other_server_with_this_name():
-            self.clear_state()  # this server never started (its name is another's): nothing of its own to remove
-            return
         # the shared listing already names the service's secrets: one Docker call per stop when a class leaves
         listed = self.watcher.service(self.service_name)
+        if self._other_server_of(listed):
+            self.clear_state()  # this server never started (its name is another's): nothing of its own to remove
+            return
         if listed is None:
             await self._remove_service_if_present()
         elif self.removal_settle_time > 0 and self.object_id and listed["ID"] == self.object_id:

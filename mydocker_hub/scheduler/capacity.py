@@ -89,10 +89,6 @@ def per_student(env: Environment) -> tuple[float, int]:
     return float(cpu), int(resources.memory_reservation or resources.memory_limit or 0)
 
 
-def _overlap(a: Session, b: Session) -> bool:
-    return a.start < b.end and b.start < a.end
-
-
 def _active(planned: list[tuple[Environment, Session]], moment: dt.datetime) -> list[tuple[Environment, Session]]:
     return [(env, session) for env, session in planned if session.start <= moment < session.end]
 
@@ -108,6 +104,21 @@ def _demand(sessions: list[tuple[Environment, Session]]) -> tuple[float, float]:
 
 def _pool_of(env: Environment) -> str:
     return env.resources.node_pool or DEFAULT_POOL
+
+
+@dataclass
+class _Load:
+    """A pool at one moment: what its running sessions need, what its nodes offer them, who runs."""
+
+    cpu_needed: float
+    cpu_available: float
+    memory_needed: float
+    memory_available: float
+    sessions: list[tuple[Environment, Session]]
+
+    @property
+    def fits(self) -> bool:
+        return self.cpu_needed <= self.cpu_available and self.memory_needed <= self.memory_available
 
 
 def verdicts(
@@ -130,8 +141,7 @@ def verdicts(
         members = ready if pool == DEFAULT_POOL else [n for n in ready if n.pool == pool]
         capacity[pool] = (sum(n.cpus for n in members), sum(n.memory for n in members))
 
-    def at(pool: str, moment: dt.datetime):
-        """(cpu needed, cpu available, memory needed, memory available, sessions) of ``pool`` at ``moment``."""
+    def at(pool: str, moment: dt.datetime) -> _Load:
         active = _active(planned, moment)
         mine = [(env, session) for env, session in active if _pool_of(env) == pool]
         cpu_needed, memory_needed = _demand(mine)
@@ -141,26 +151,26 @@ def verdicts(
                 other_cpu, other_memory = _demand([(e, s) for e, s in active if _pool_of(e) == other])
                 cpu_available -= min(other_cpu, capacity[other][0])
                 memory_available -= min(other_memory, capacity[other][1])
-        return cpu_needed, cpu_available, memory_needed, memory_available, mine
+        return _Load(cpu_needed, cpu_available, memory_needed, memory_available, mine)
 
     results = []
     for env, session in planned:
         pool = _pool_of(env)
         moments = [session.start] + [s.start for _, s in planned if session.start < s.start < session.end]
         checks = [at(pool, moment) for moment in moments]
-        worst_cpu = max(checks, key=lambda c: c[0] - c[1])
-        worst_memory = max(checks, key=lambda c: c[2] - c[3])
+        worst_cpu = max(checks, key=lambda load: load.cpu_needed - load.cpu_available)
+        worst_memory = max(checks, key=lambda load: load.memory_needed - load.memory_available)
         results.append(
             Verdict(
                 environment=env.slug,
                 session=session,
                 pool=pool,
-                fits=all(c[0] <= c[1] and c[2] <= c[3] for c in checks),
-                cpu_needed=round(worst_cpu[0], 3),
-                cpu_available=round(max(worst_cpu[1], 0.0), 3),
-                memory_needed=int(worst_memory[2]),
-                memory_available=int(max(worst_memory[3], 0.0)),
-                overlapping=sorted({other_env.slug for other_env, other in worst_cpu[4] if other is not session}),
+                fits=all(load.fits for load in checks),
+                cpu_needed=round(worst_cpu.cpu_needed, 3),
+                cpu_available=round(max(worst_cpu.cpu_available, 0.0), 3),
+                memory_needed=int(worst_memory.memory_needed),
+                memory_available=int(max(worst_memory.memory_available, 0.0)),
+                overlapping=sorted({e.slug for e, other in worst_cpu.sessions if other is not session}),
             )
         )
     return sorted(results, key=lambda v: (v.session.start, v.environment))
