@@ -27,9 +27,7 @@ ensure_apt() {
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" != 0 ]; then
-    log "missing Debian packages: ${missing[*]} (run this script as root, or install them)"; exit 1
-  fi
+  need_root "installing the missing Debian packages ${missing[*]}"
   if [ $apt_updated = 0 ]; then apt-get update -qq; apt_updated=1; fi
   log "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
